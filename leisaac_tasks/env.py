@@ -50,14 +50,14 @@ class SandwichEnv(gym.Env):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
-        self.spec = (spec or DEFAULT_SCENE).with_resolution(width, height)
+        self.scene = (spec or DEFAULT_SCENE).with_resolution(width, height)
         for cam in cameras:
-            self.spec.camera(cam)  # fail now on an unknown camera name, not mid-episode
+            self.scene.camera(cam)  # fail now on an unknown camera name, not mid-episode
         self.task = TASKS[task]
         self.cameras = tuple(cameras)
         self.render_mode = render_mode
-        self.sim = make_backend(backend, self.spec)
-        self.metadata = {**self.metadata, "render_fps": int(self.spec.control_hz)}
+        self.sim = make_backend(backend, self.scene)
+        self.metadata = {**self.metadata, "render_fps": int(self.scene.control_hz)}
         self.action_space = spaces.Box(JOINT_LOW, JOINT_HIGH, dtype=np.float32)
         self.observation_space = spaces.Dict({
             "state": spaces.Box(-np.inf, np.inf, (6,), dtype=np.float32),
@@ -76,10 +76,10 @@ class SandwichEnv(gym.Env):
         self.scenario = scenario if isinstance(scenario, Scenario) else Scenario.parse(str(scenario))
         self.task_description = str(options.get("instruction", self.task.instruction))
         layout_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31))
-        self.layout = sample_layout(self.spec, self.scenario, layout_seed)
+        self.layout = sample_layout(self.scene, self.scenario, layout_seed)
         self.sim.reset(self.layout)
         self._tracks = {n: None if self.layout.ingredient_poses[n] is None else
-                        IngredientTrack.begin(self.sim.ingredient_pose(n), max(self.spec.ingredients[n].extents) / 2)
+                        IngredientTrack.begin(self.sim.ingredient_pose(n), max(self.scene.ingredients[n].extents) / 2)
                         for n in INGREDIENTS}
         return self._observation(), self._info()
 
@@ -102,7 +102,7 @@ class SandwichEnv(gym.Env):
 
     # --- helpers ---------------------------------------------------------------------------------
     def outcome(self) -> EpisodeOutcome:
-        return episode_outcome(self._tracks, self.layout.plate_region(self.spec))
+        return episode_outcome(self._tracks, self.layout.plate_region(self.scene))
 
     def _observation(self) -> dict[str, np.ndarray]:
         obs = {"state": self.sim.joint_positions().astype(np.float32)}

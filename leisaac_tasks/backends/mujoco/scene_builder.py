@@ -9,7 +9,7 @@ from leisaac_tasks.robot_model import so101_mjcf_path
 from leisaac_tasks.scenarios import INGREDIENTS
 from leisaac_tasks.spec import CameraSpec, SceneSpec
 
-PARKING_XY = (3.0, 3.0)  # absent ingredients float here, out of every camera's view
+PARKING_XY = (3.0, 3.0)  # absent ingredients lie on a shelf here, out of every camera's view
 _JAW_PADS = ("fixed_jaw_pad", "moving_jaw_pad")
 
 
@@ -63,9 +63,11 @@ def build_model(spec: SceneSpec) -> mujoco.MjModel:
     plate.add_geom(name="plate", type=mujoco.mjtGeom.mjGEOM_CYLINDER, pos=[0, 0, spec.plate.height / 2],
                    size=[spec.plate.radius, spec.plate.height / 2, 0], rgba=spec.plate.rgba, friction=[0.8, 0.005, 1e-4])
 
+    world.worldbody.add_geom(name="parking_shelf", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[*PARKING_XY, -0.01],
+                             size=[0.5, 0.5, 0.01], rgba=[0.3, 0.3, 0.3, 1])
     for i, name in enumerate(INGREDIENTS):
         ing = spec.ingredients[name]
-        body = world.worldbody.add_body(name=name, pos=[PARKING_XY[0] + i, PARKING_XY[1], 0.5])
+        body = world.worldbody.add_body(name=name, pos=[PARKING_XY[0] + 0.2 * i, PARKING_XY[1], 0.1])
         body.add_freejoint(name=name)
         body.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=np.array(ing.extents) / 2, mass=ing.mass,
                       rgba=ing.rgba, friction=[ing.friction, 0.01, 1e-4], condim=4)

@@ -26,7 +26,6 @@ class MujocoSim:
         self._arm_dof = np.array([self.model.joint(j).dofadr[0] for j in spec.robot.joint_names])
         self._ctrl_low, self._ctrl_high = self.model.actuator_ctrlrange.T.copy()
         self._ingredient_qpos = {n: self.model.joint(n).qposadr[0] for n in INGREDIENTS}
-        self._ingredient_body = {n: self.model.body(n).id for n in INGREDIENTS}
         self._ee_site = self.model.site(spec.robot.ee_site).id
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
 
@@ -40,11 +39,10 @@ class MujocoSim:
             pose = layout.ingredient_poses[name]
             adr = self._ingredient_qpos[name]
             if pose is None:
-                d.qpos[adr:adr + 7] = [PARKING_XY[0] + i, PARKING_XY[1], 0.5, 1, 0, 0, 0]
-                m.body_gravcomp[self._ingredient_body[name]] = 1.0  # parked: float, don't fall forever
+                thickness = self.spec.ingredients[name].thickness
+                d.qpos[adr:adr + 7] = [PARKING_XY[0] + 0.2 * i, PARKING_XY[1], thickness / 2, 0.7071068, 0, 0.7071068, 0]
             else:
                 d.qpos[adr:adr + 7] = pose
-                m.body_gravcomp[self._ingredient_body[name]] = 0.0
         home = np.array(self.spec.robot.home_qpos if qpos is None else qpos, dtype=float)
         d.qpos[self._arm_qpos] = home
         d.ctrl[:] = home
