@@ -154,7 +154,7 @@ class SceneSpec:
     })
     robot: RobotSpec = RobotSpec()
     cameras: tuple[CameraSpec, ...] = (
-        CameraSpec("front", "world", pos=(0.62, 0.0, 0.42), look_at=(0.17, 0.0, 0.0), fovy_deg=50.0),
+        CameraSpec("front", "world", pos=(0.50, 0.0, 0.33), look_at=(0.17, 0.0, 0.01), fovy_deg=55.0),
         # On the gripper, behind and above the jaws, looking down them (link frame: jaws extend along -z).
         CameraSpec("wrist", "gripper", pos=(0.0, 0.045, -0.02), look_at=(0.0, 0.0, -0.10), up=(0.0, 1.0, 0.0),
                    fovy_deg=75.0),

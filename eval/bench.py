@@ -1,0 +1,70 @@
+"""Speed benchmark for the embedded backend: env steps/s with and without cameras, and grid episodes/min.
+
+    python eval/bench.py                 # prints a markdown table; paste it into reports/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from eval.run_matrix import MatrixConfig, run  # noqa: E402
+from leisaac_tasks.env import SandwichEnv  # noqa: E402
+from leisaac_tasks.scenarios import SEED_SCENARIOS  # noqa: E402
+
+
+def env_steps_per_second(cameras: tuple[str, ...], image_size: int, steps: int) -> float:
+    env = SandwichEnv(cameras=cameras, image_size=image_size)
+    env.reset(seed=0, options={"scenario": "H,H"})
+    home = np.array(env.scene.robot.home_qpos)
+    wiggle = np.array([0.3, 0.2, -0.2, 0.2, 0.3, 0.3])
+    env.step(home)  # first render allocates the GL context
+    start = time.perf_counter()
+    for i in range(steps):
+        env.step(home + wiggle * np.sin(i / 10))
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def grid_episodes_per_minute(seeds: int) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as out:
+        cfg = MatrixConfig(scenarios=SEED_SCENARIOS, families=(), seeds=tuple(range(seeds)), out=Path(out))
+        n = len(cfg.episodes())
+        start = time.perf_counter()
+        run(cfg, progress=False)
+        return n / ((time.perf_counter() - start) / 60), n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--grid-seeds", type=int, default=2)
+    a = p.parse_args()
+    rows = [
+        ("env steps/s, no cameras", env_steps_per_second((), a.image_size, a.steps * 4)),
+        (f"env steps/s, front only {a.image_size}²", env_steps_per_second(("front",), a.image_size, a.steps)),
+        (f"env steps/s, front + wrist {a.image_size}²", env_steps_per_second(("front", "wrist"), a.image_size, a.steps)),
+    ]
+    per_min, n = grid_episodes_per_minute(a.grid_seeds)
+    rows.append((f"grid episodes/min (both baselines, 8 cells × 3 seed instructions, {n} episodes)", per_min))
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, MUJOCO_GL={os.environ.get('MUJOCO_GL')}\n")
+    print("| measure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value:,.1f} |")
+
+
+if __name__ == "__main__":
+    main()
