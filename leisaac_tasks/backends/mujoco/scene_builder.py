@@ -44,7 +44,9 @@ def build_model(spec: SceneSpec) -> mujoco.MjModel:
     world.visual.global_.offheight = max(c.height for c in spec.cameras)
     world.visual.headlight.ambient = [0.45, 0.45, 0.45]
     world.visual.headlight.diffuse = [0.5, 0.5, 0.5]
-    world.worldbody.add_light(pos=[0.3, 0.0, 1.2], dir=[0, 0, -1], diffuse=[0.6, 0.6, 0.6], castshadow=True)
+    # Software GL on a CPU: shadows cost ~5x and MSAA ~2x per frame, so both are off (30+ renders/s at 224²).
+    world.visual.quality.offsamples = 0
+    world.worldbody.add_light(pos=[0.3, 0.0, 1.2], dir=[0, 0, -1], diffuse=[0.6, 0.6, 0.6], castshadow=False)
 
     table = spec.table.box()
     world.worldbody.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, pos=table.center,
