@@ -79,12 +79,12 @@ class SO101Kinematics:
         axes = [(CLOSING_AXIS_LOCAL, x_des)] + ([(APPROACH_AXIS_LOCAL, np.array([0.0, 0.0, -1.0]))] if top_down else [])
         q = np.clip(np.asarray(q0, float).copy(), self._low, self._high)
         jacp, jacr = np.zeros((3, self.model.nv)), np.zeros((3, self.model.nv))
-        for _ in range(iters + 1):
+        for i in range(iters + 1):
             pos, rot = self.link_pose(q)
             world_point = pos + rot @ local
             e_pos = target - world_point
             e_rot = sum(np.cross(rot @ axis, want) for axis, want in axes)
-            if np.linalg.norm(e_pos) < 1e-5 and np.linalg.norm(e_rot) < 1e-4:
+            if i == iters or (np.linalg.norm(e_pos) < 1e-5 and np.linalg.norm(e_rot) < 1e-4):
                 break
             mujoco.mj_jac(self.model, self.data, jacp, jacr, world_point, self._link)
             jac = np.vstack([jacp[:, self._dadr], jacr[:, self._dadr]])
