@@ -115,7 +115,7 @@ class SandwichEnv(gym.Env):
         return {
             "scenario": self.scenario.label,
             "task_description": self.task_description,
-            "object_poses": {n: None if t is None else self.sim.ingredient_pose(n) for n, t in self._tracks.items()},
+            "object_poses": {n: None if t is None else t.final.copy() for n, t in self._tracks.items()},
             "plate_xy": self.layout.plate_xy.copy(),
             "holder_xy": self.layout.holder_xy.copy(),
             "ee_pos": self.sim.ee_position(),

@@ -45,7 +45,6 @@ def _run(env, policy, scenario, instruction, seed=0, steps=360):
 @pytest.mark.parametrize("target,instruction", [("cheese", CHEESE_INSTRUCTION), ("bread", BREAD_INSTRUCTION)])
 def test_grasp_lifts_and_places_a_slice(target, instruction):
     env = gym.make("LeIsaac-SO101-Sandwich-v0", cameras=(), image_size=64).unwrapped
-    start_z = {}
     info, max_z, _ = _run(env, ScriptedExpert(), "H,H", instruction)
     start_z = sample_layout(env.scene, Scenario.parse("H,H"), 0).ingredient_poses[target][2]
     assert max_z[target] - start_z > 0.05  # really carried by friction, not teleported
