@@ -51,13 +51,14 @@ class MatrixConfig:
 
 
 def run(cfg: MatrixConfig, progress: bool = True) -> Path:
+    # Everything that can reject the config runs before the results file is touched.
     episodes = cfg.episodes()
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(cfg.out / "episodes.csv", resume=cfg.resume)
-    todo = [e for e in episodes if e.key() not in store.done]
     policies = {name: make_policy(name) for name in cfg.policies}
     env = SandwichEnv(backend=cfg.backend, cameras=policy_cameras(policies), image_size=cfg.image_size)
     try:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        store = ResultStore(cfg.out / "episodes.csv", resume=cfg.resume)
+        todo = [e for e in episodes if e.key() not in store.done]
         for episode in tqdm(todo, desc="episodes", disable=not progress, unit="ep"):
             store.append(run_episode(env, policies[episode.policy], episode, cfg.max_steps))
     finally:

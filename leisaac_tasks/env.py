@@ -117,6 +117,7 @@ class SandwichEnv(gym.Env):
             "task_description": self.task_description,
             "object_poses": {n: None if t is None else t.final.copy() for n, t in self._tracks.items()},
             "plate_xy": self.layout.plate_xy.copy(),
+            "plate_region": self.layout.plate_region(self.scene),
             "holder_xy": self.layout.holder_xy.copy(),
             "ee_pos": self.sim.ee_position(),
             "outcome": self.outcome(),

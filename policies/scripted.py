@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from leisaac_tasks.kinematics import SO101Kinematics
-from leisaac_tasks.outcomes import PlateRegion
 from leisaac_tasks.scenarios import INGREDIENTS
 from leisaac_tasks.spec import DEFAULT_SCENE, SceneSpec
 from policies.instruction_parser import parse_instruction
@@ -82,12 +81,9 @@ class _ScriptedPickPlace:
         return b.array()
 
     # --- what the scene looks like ---------------------------------------------------------------
-    def _plate(self, info: dict[str, Any]) -> PlateRegion:
-        return PlateRegion(tuple(info["plate_xy"]), self.spec.plate.radius, self.spec.plate.top_z)
-
     def on_plate(self, info: dict[str, Any], name: str) -> bool:
         pose = info["object_poses"].get(name)
-        return pose is not None and self._plate(info).holds(pose) and pose[2] < _ON_PLATE_MAX_Z
+        return pose is not None and info["plate_region"].holds(pose) and pose[2] < _ON_PLATE_MAX_Z
 
     def pickable(self, info: dict[str, Any]) -> list[str]:
         return [n for n in INGREDIENTS if info["object_poses"].get(n) is not None and not self.on_plate(info, n)]

@@ -23,7 +23,6 @@ class MujocoSim:
         self.model = build_model(spec)
         self.data = mujoco.MjData(self.model)
         self._arm_qpos = np.array([self.model.joint(j).qposadr[0] for j in spec.robot.joint_names])
-        self._arm_dof = np.array([self.model.joint(j).dofadr[0] for j in spec.robot.joint_names])
         self._ctrl_low, self._ctrl_high = self.model.actuator_ctrlrange.T.copy()
         self._ingredient_qpos = {n: self.model.joint(n).qposadr[0] for n in INGREDIENTS}
         self._ee_site = self.model.site(spec.robot.ee_site).id
@@ -56,9 +55,6 @@ class MujocoSim:
     # --- state -----------------------------------------------------------------------------------
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._arm_qpos].copy()
-
-    def joint_velocities(self) -> np.ndarray:
-        return self.data.qvel[self._arm_dof].copy()
 
     def ingredient_pose(self, name: str) -> np.ndarray:
         adr = self._ingredient_qpos[name]
