@@ -18,13 +18,11 @@ from leisaac_tasks.layout import Layout, sample_layout
 from leisaac_tasks.outcomes import EpisodeOutcome, IngredientTrack, Outcome, episode_outcome
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario
 from leisaac_tasks.spec import DEFAULT_SCENE, SceneSpec
+from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW
 
 CHEESE_INSTRUCTION = "pick up the yellow cheese and put it into the white plate"
 BREAD_INSTRUCTION = "pick up the bread and put it into the white plate"
 
-# Joint limits of the SO-101 MJCF (radians), LeRobot's order.
-JOINT_LOW = np.array([-1.91986, -1.74533, -1.69, -1.65806, -2.74385, -0.17453], dtype=np.float32)
-JOINT_HIGH = np.array([1.91986, 1.74533, 1.69, 1.65806, 2.84121, 1.74533], dtype=np.float32)
 
 
 @dataclass(frozen=True)

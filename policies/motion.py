@@ -28,6 +28,7 @@ class MotionConfig:
     release_gap: float = 0.012  # slice bottom above the plate when the jaws open
     close_steps: int = 12
     open_steps: int = 10
+    idle_hold_steps: int = 30  # "leave it" is 1 s of holding still, then done: a finite, recordable refusal
 
 
 def quat_to_mat(q: np.ndarray) -> np.ndarray:
@@ -105,14 +106,15 @@ def plan_pick_place(kin: SO101Kinematics, start_q: np.ndarray, rest_q: np.ndarra
         return point
 
     speed = 1.0 + jitter(0.15)
-    to(np.array([pad[0], pad[1], grasp_z + cfg.approach_height]), gripper=cfg.gripper_open, speed_scale=speed)
+    approach = cfg.approach_height + jitter(0.01)
+    to(np.array([pad[0], pad[1], grasp_z + approach]), gripper=cfg.gripper_open, speed_scale=speed)
     to(np.array([pad[0], pad[1], grasp_z]), speed_scale=0.5)
     b.grip(cfg.gripper_closed, cfg.close_steps + int(jitter(3)))
     to(np.array([pad[0], pad[1], carry_z]), speed_scale=0.5)
     drop = over_plate()
     to(drop, speed_scale=speed)
     to(np.array([drop[0], drop[1], release_z]), speed_scale=0.5)
-    b.grip(cfg.gripper_open, cfg.open_steps)
+    b.grip(cfg.gripper_open, cfg.open_steps + int(jitter(3)))
     to(drop, speed_scale=0.5)
     b.move(rest_q[:5], gripper=rest_q[5])
     return b.array()

@@ -63,7 +63,7 @@ class _ScriptedPickPlace:
         if self.target == "search":
             return self._search_plan(q)
         if self.target is None:
-            return np.array([q])  # stay exactly where we are
+            return np.repeat(q[None], self.motion.idle_hold_steps, axis=0)  # hold exactly where we are
         pose = info["object_poses"][self.target]
         return plan_pick_place(self.kin, q, self.rest, pose, self.spec.ingredients[self.target].extents,
                                info["holder_xy"], info["plate_xy"], self.spec.plate.top_z, self.motion,

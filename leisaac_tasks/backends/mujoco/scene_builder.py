@@ -5,6 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from leisaac_tasks.backends.mujoco.visual_mesh import lighten_visual_meshes
 from leisaac_tasks.robot_model import so101_mjcf_path
 from leisaac_tasks.scenarios import INGREDIENTS
 from leisaac_tasks.spec import CameraSpec, SceneSpec
@@ -31,9 +32,11 @@ def _add_camera(body: mujoco.MjsBody, cam: CameraSpec) -> None:
                     fovy=cam.fovy_deg)
 
 
-def build_model(spec: SceneSpec) -> mujoco.MjModel:
+def build_model(spec: SceneSpec, light_meshes: bool = True) -> mujoco.MjModel:
     # Start from the robot's own file so its names, defaults and mesh paths stay exactly as shipped.
     world = mujoco.MjSpec.from_file(str(so101_mjcf_path()))
+    if light_meshes:  # ~20x fewer triangles to draw, same collision meshes (see visual_mesh.py)
+        lighten_visual_meshes(world, so101_mjcf_path().parent)
     world.body("base").pos = list(spec.robot.base_pos)
     world.modelname = "chefmate_sandwich"
     world.option.timestep = 1.0 / (spec.control_hz * spec.physics_substeps)

@@ -1,0 +1,1 @@
+"""Demonstrations: recipes, scripted generation, teleop recording, LeRobot datasets and their analysis."""
