@@ -1,4 +1,5 @@
-"""Speed benchmark for the embedded backend: env steps/s with and without cameras, and grid episodes/min.
+"""Speed benchmark for the embedded backend: env steps/s with and without cameras, grid episodes/min, and
+scripted demo generation (frames/s, demos/min, dataset size per 100 demos).
 
     python eval/bench.py                 # prints a markdown table; paste it into reports/benchmarks.md
 """
@@ -19,6 +20,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from eval.run_matrix import MatrixConfig, run  # noqa: E402
+from leisaac_tasks.demos.generate import GenerateConfig, generate  # noqa: E402
 from leisaac_tasks.env import SandwichEnv  # noqa: E402
 from leisaac_tasks.scenarios import SEED_SCENARIOS  # noqa: E402
 
@@ -46,11 +48,24 @@ def grid_episodes_per_minute(seeds: int) -> tuple[float, int]:
         return n / ((time.perf_counter() - start) / 60), n
 
 
+def demo_generation(image_size: int, episodes: int) -> dict[str, float]:
+    """Both cameras recorded, videos encoded, dataset finalized and read back: the whole `generate` path."""
+    with tempfile.TemporaryDirectory() as out:
+        cfg = GenerateConfig(recipe="disambiguating", out=Path(out) / "d", episodes=episodes, image_size=image_size)
+        start = time.perf_counter()
+        (tally,) = generate(cfg, progress=False)
+        seconds = time.perf_counter() - start
+        size = sum(f.stat().st_size for f in (Path(out) / "d").rglob("*") if f.is_file())
+    return {"frames/s": tally.frames / seconds, "demos/min": tally.kept / (seconds / 60),
+            "MB per 100 demos": size / tally.kept * 100 / 1e6, "frames per demo": tally.frames / tally.kept}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--grid-seeds", type=int, default=2)
+    p.add_argument("--demos", type=int, default=6, help="demos generated for the demo rows (0 skips them)")
     a = p.parse_args()
     rows = [
         ("env steps/s, no cameras", env_steps_per_second((), a.image_size, a.steps * 4)),
@@ -59,6 +74,9 @@ def main() -> None:
     ]
     per_min, n = grid_episodes_per_minute(a.grid_seeds)
     rows.append((f"grid episodes/min (both baselines, 8 cells × 3 seed instructions, {n} episodes)", per_min))
+    if a.demos:
+        for name, value in demo_generation(a.image_size, a.demos).items():
+            rows.append((f"demo generation, front + wrist {a.image_size}², {a.demos} demos: {name}", value))
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, MUJOCO_GL={os.environ.get('MUJOCO_GL')}\n")
     print("| measure | value |\n|---|---|")

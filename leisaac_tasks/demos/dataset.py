@@ -25,6 +25,8 @@ JOURNAL = Path("meta") / "chefmate_attempts.jsonl"
 CAMERAS: tuple[str, ...] = ("front", "wrist")
 ROBOT_TYPE = "so101_follower"
 DEFAULT_FPS = 30
+IMAGE_WRITER_THREADS = 1  # PNG compression runs beside the simulation instead of inside each step
+VCODEC = "h264"  # decodes everywhere (PyAV, torchcodec, decord); LeRobot's AV1 default needs a newer FFmpeg
 
 
 class DatasetError(RuntimeError):
@@ -57,8 +59,8 @@ class Attempt:
     layout_seed: int
     success: bool
     outcome: str  # EpisodeOutcome.label, e.g. "cheese=on_plate,bread=untouched"
-    behaviour: str  # EpisodeOutcome.behaviour, e.g. "picked_cheese" or "none"
     frames: int
+    behaviour: str = ""  # EpisodeOutcome.behaviour, e.g. "picked_cheese" or "none"
     episode_index: int | None = None
     recipe: str = ""
     part: str = ""
@@ -153,11 +155,12 @@ class DemoWriter:
             if kept != info["total_episodes"]:
                 raise DatasetError(f"{self.root} holds {info['total_episodes']} episodes but its journal lists "
                                    f"{kept}; it was changed outside this tool. Start a new dataset")
-            self.ds = LeRobotDataset(repo_id=repo_id, root=self.root, video_backend="pyav")
+            self.ds = LeRobotDataset(repo_id=repo_id, root=self.root, video_backend="pyav", vcodec=VCODEC)
+            self.ds.start_image_writer(num_threads=IMAGE_WRITER_THREADS)
         else:
             self.ds = LeRobotDataset.create(repo_id=repo_id, fps=fps, features=features(image_size, cameras),
                                             root=self.root, robot_type=ROBOT_TYPE, use_videos=True,
-                                            vcodec="h264")
+                                            vcodec=VCODEC, image_writer_threads=IMAGE_WRITER_THREADS)
             self.journal = []
             self.created = True
         self._pending: list[Attempt] = []
@@ -210,7 +213,9 @@ class DemoWriter:
         self._flush_journal()
         self._since_checkpoint = 0
         if self.ds.meta.total_episodes:  # reopen so the next episode goes to fresh files (LeRobot's resume path)
-            self.ds = LeRobotDataset(repo_id=self.ds.repo_id, root=self.root, video_backend="pyav")
+            self.ds.stop_image_writer()
+            self.ds = LeRobotDataset(repo_id=self.ds.repo_id, root=self.root, video_backend="pyav", vcodec=VCODEC)
+            self.ds.start_image_writer(num_threads=IMAGE_WRITER_THREADS)
 
     # --- lifetime ------------------------------------------------------------------------------------
     def __enter__(self) -> "DemoWriter":
@@ -220,6 +225,7 @@ class DemoWriter:
         self.close()
 
     def close(self) -> None:
+        self.ds.stop_image_writer()
         if self._frames and self.ds.episode_buffer is not None:
             self.ds.clear_episode_buffer()  # an unfinished episode is dropped, never half-saved
             self._frames = 0

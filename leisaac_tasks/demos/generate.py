@@ -84,7 +84,7 @@ def record_attempt(env: SandwichEnv, expert: ScriptedExpert, writer: DemoWriter,
     success = settle == 0 and oracle.judge(oracle.expected(cell.scenario, cell.instruction.intent), outcome)
     return Attempt(attempt=attempt, source="scripted", scenario=cell.scenario.label, instruction=text,
                    intent=str(cell.instruction.intent), layout_seed=layout_seed, success=success,
-                   outcome=outcome.label, behaviour=outcome.behaviour, frames=steps)
+                   outcome=outcome.label, frames=steps, behaviour=outcome.behaviour)
 
 
 def generate_dataset(cfg: GenerateConfig, plan: DatasetPlan, root: Path, env: SandwichEnv,

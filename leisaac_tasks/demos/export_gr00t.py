@@ -1,0 +1,349 @@
+"""Export a demo dataset (LeRobot v3.0) to the GR00T-flavoured LeRobot v2.1 layout that NVIDIA Isaac-GR00T reads.
+
+Isaac-GR00T's (N1/N1.5) ``LeRobotSingleDataset`` (``gr00t/data/dataset.py``) and ``scripts/gr00t_finetune.py
+--data-config so100_dualcam`` read LeRobot v2.x: one parquet and one mp4 per camera per episode, JSON-lines
+metadata, plus GR00T's own ``meta/modality.json``. LeRobot v3.0 packs many episodes into each parquet/mp4, so this
+module splits them back out::
+
+    meta/info.json            v2.1 info: data_path/video_path patterns, chunks_size, fps, features, totals
+    meta/episodes.jsonl       {"episode_index", "tasks", "length"} per episode
+    meta/tasks.jsonl          {"task_index", "task"} per instruction
+    meta/modality.json        so100_dualcam: state/action single_arm [0:5] + gripper [5:6], video front/wrist,
+                              annotation.human.task_description -> the task_index column
+    meta/stats.json           mean/std/min/max/q01/q99 of every parquet column (GR00T validates all six)
+    meta/chefmate_attempts.jsonl   our demo journal, copied unchanged
+    data/chunk-XXX/episode_XXXXXX.parquet
+    videos/chunk-XXX/observation.images.<cam>/episode_XXXXXX.mp4   H.264 yuv420p, frame i at i/fps
+
+The export is built in a hidden folder next to the output and renamed into place at the end, so an interrupted or
+failed export never leaves a half-written dataset at the output path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leisaac_tasks.demos.dataset import JOURNAL, DatasetError, check_dataset
+
+V21_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+V21_VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+# GR00T resolves the language key through modality.json's original_key (here: task_index). Some GR00T docs and
+# forks read a dedicated annotation column instead, so the same index is also written under this name.
+ANNOTATION_KEY = "annotation.human.task_description"
+CAMERAS = ("front", "wrist")  # what so100_dualcam's video.front / video.wrist expect
+STATE_DIM = 6
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """H.264 settings for the per-episode videos. decord, torchcodec and PyAV all decode H.264 yuv420p."""
+
+    crf: int = 18  # the source is already lossy; keep the second generation close to it
+    gop: int = 2  # short GOP: GR00T samples single frames at random timestamps, so seeks must be cheap
+    preset: str = "medium"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out: Path
+    episodes: int
+    frames: int
+
+
+def modality_json(cameras: tuple[str, ...] = CAMERAS) -> dict[str, Any]:
+    """GR00T's meta/modality.json for an SO-101: 5 arm joints then the gripper, in state and action alike."""
+    split = {"single_arm": {"start": 0, "end": 5}, "gripper": {"start": 5, "end": 6}}
+    return {
+        "state": {k: dict(v) for k, v in split.items()},
+        "action": {k: dict(v) for k, v in split.items()},
+        "video": {cam: {"original_key": f"observation.images.{cam}"} for cam in cameras},
+        "annotation": {ANNOTATION_KEY.removeprefix("annotation."): {"original_key": "task_index"}},
+    }
+
+
+# --- reading the v3 source ---------------------------------------------------------------------------------------
+def _read_parquet(path: Path, columns: list[str] | None = None):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=columns)
+    except Exception as exc:  # pyarrow raises several types for a torn file
+        raise DatasetError(f"{path} can't be read ({type(exc).__name__}: {exc}); the dataset is damaged. "
+                           f"Regenerate it; nothing was exported") from exc
+
+
+def _source_episodes(root: Path) -> list[dict[str, Any]]:
+    """meta/episodes rows (without the per-episode stats), sorted by episode_index."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    for f in sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
+        names = pq.read_schema(f).names
+        rows += _read_parquet(f, [n for n in names if not n.startswith("stats/")]).to_pylist()
+    return sorted(rows, key=lambda r: r["episode_index"])
+
+
+def _source_tasks(root: Path) -> dict[int, str]:
+    """meta/tasks.parquet: LeRobot v3 keeps the task text as the index and task_index as the column."""
+    df = _read_parquet(root / "meta" / "tasks.parquet").to_pandas()
+    return {int(i): str(task) for task, i in zip(df.index, df["task_index"])}
+
+
+def _check_features(root: Path, info: dict[str, Any]) -> None:
+    if info.get("codebase_version") != "v3.0":
+        raise DatasetError(f"{root} is LeRobot {info.get('codebase_version')}, not v3.0; this exporter reads the "
+                           f"datasets written by `python -m leisaac_tasks.generate`")
+    feats = info["features"]
+    for key in ("observation.state", "action"):
+        if key not in feats or tuple(feats[key]["shape"]) != (STATE_DIM,):
+            raise DatasetError(f"{root}: {key} must be a {STATE_DIM}-vector (5 SO-101 joints + gripper) for "
+                               f"so100_dualcam, found {feats.get(key, {}).get('shape')}")
+    for cam in CAMERAS:
+        ft = feats.get(f"observation.images.{cam}")
+        if ft is None or ft["dtype"] != "video":
+            raise DatasetError(f"{root} has no observation.images.{cam} video; so100_dualcam needs the "
+                               f"{' and '.join(CAMERAS)} cameras")
+    for key, ft in feats.items():
+        if ft["dtype"] == "video" and any(n % 2 for n in _width_height(ft)):
+            width, height = _width_height(ft)
+            raise DatasetError(f"{root}: {key} images are {width}x{height}; H.264 yuv420p needs even sizes")
+
+
+# --- videos ------------------------------------------------------------------------------------------------------
+def _episode_frames(path: Path, from_ts: float, length: int, fps: int) -> Iterator[np.ndarray]:
+    """The ``length`` frames of one episode inside a v3 video file (starting at ``from_ts``), as yuv420p planes."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DatasetError(f"{path} has no video stream; the dataset is damaged. Regenerate it")
+            stream = container.streams.video[0]
+            container.seek(int(from_ts / stream.time_base), stream=stream, backward=True)  # keyframe at/before
+            expected = 0
+            for frame in container.decode(stream):
+                i = round((float(frame.pts * stream.time_base) - from_ts) * fps)
+                if i < expected:  # decoded from the keyframe before this episode
+                    continue
+                if i > expected:
+                    raise DatasetError(f"{path}: frame {expected} of the episode at {from_ts:.3f}s is missing")
+                yield frame.to_ndarray(format="yuv420p")
+                expected += 1
+                if expected == length:
+                    return
+    except av.FFmpegError as exc:
+        raise DatasetError(f"{path} can't be decoded ({exc}); the dataset is damaged. Regenerate it") from exc
+    raise DatasetError(f"{path} holds {expected} frames of the episode at {from_ts:.3f}s, the episode index says "
+                       f"{length}; the dataset is damaged. Regenerate it")
+
+
+def _encode(frames: Iterator[np.ndarray], path: Path, width: int, height: int, fps: int, cfg: EncodeConfig) -> int:
+    """Write frames (yuv420p planes) as H.264 with frame i at time i/fps, which is what GR00T's timestamps assume."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps,
+                                options={"crf": str(cfg.crf), "g": str(cfg.gop), "bf": "0", "preset": cfg.preset})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for planes in frames:
+            if planes.shape != (height * 3 // 2, width):  # yuv420p: the Y plane, then U and V at half size
+                raise DatasetError(f"{path}: the source video is not {width}x{height} as info.json says")
+            # A fresh frame from the planes: no colour conversion, and no picture type carried over from the
+            # source (libx264 would obey it and copy the source's keyframe pattern).
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, fps)
+            out.mux(stream.encode(frame))
+            n += 1
+        out.mux(stream.encode())
+    return n
+
+
+# --- stats -------------------------------------------------------------------------------------------------------
+def _stats(values: np.ndarray) -> dict[str, list[float]]:
+    """The six statistics GR00T's DatasetStatisticalValues requires (plus LeRobot's count), per dimension."""
+    v = values.astype(np.float64).reshape(len(values), -1)
+    return {"mean": v.mean(0).tolist(), "std": v.std(0).tolist(), "min": v.min(0).tolist(),
+            "max": v.max(0).tolist(), "q01": np.quantile(v, 0.01, axis=0).tolist(),
+            "q99": np.quantile(v, 0.99, axis=0).tolist(), "count": [len(v)]}
+
+
+# --- the export --------------------------------------------------------------------------------------------------
+def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig) -> tuple[int, int]:
+    """Write the whole v2.1 dataset into ``dst``; return (episodes, frames)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    fps = int(info["fps"])
+    chunks_size = int(info.get("chunks_size", 1000))
+    tasks = _source_tasks(src)
+    episodes = _source_episodes(src)
+    video_keys = [k for k, ft in info["features"].items() if ft["dtype"] == "video"]
+    sizes = {k: _width_height(info["features"][k]) for k in video_keys}
+
+    columns = ["observation.state", "action", "timestamp", "frame_index", "episode_index", "index", "task_index"]
+    file_key, file_table = None, None
+    collected: dict[str, list[np.ndarray]] = {}
+    total = 0
+    for ep in episodes:
+        e, length = int(ep["episode_index"]), int(ep["length"])
+        key = (int(ep["data/chunk_index"]), int(ep["data/file_index"]))
+        if key != file_key:  # episodes come in file order and share v3 files: read each file once
+            file_key = key
+            file_table = _read_parquet(src / info["data_path"].format(chunk_index=key[0], file_index=key[1]), columns)
+        table = file_table.filter(pc.equal(file_table["episode_index"], e))
+        frame_index = table["frame_index"].to_numpy()
+        if len(table) != length or not np.array_equal(frame_index, np.arange(length)):
+            raise DatasetError(f"{src}: episode {e} has {len(table)} rows in its data file, its index says {length}; "
+                               f"the dataset is damaged. Regenerate it")
+        # GR00T picks video frames by timestamp, and the new mp4 has frame i at i/fps.
+        if np.abs(table["timestamp"].to_numpy() - frame_index / fps).max() > 0.5 / fps:
+            raise DatasetError(f"{src}: episode {e} timestamps are not frame_index/{fps}; can't align its videos")
+
+        table = table.append_column(ANNOTATION_KEY, table["task_index"]).replace_schema_metadata(None)
+        chunk = e // chunks_size
+        out_parquet = dst / V21_DATA_PATH.format(episode_chunk=chunk, episode_index=e)
+        out_parquet.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, out_parquet)
+        for name in table.column_names:
+            col = table[name].combine_chunks()
+            collected.setdefault(name, []).append(
+                col.flatten().to_numpy().reshape(len(col), -1) if pa.types.is_fixed_size_list(col.type)
+                else col.to_numpy().reshape(-1, 1))
+
+        for vk in video_keys:
+            video = src / info["video_path"].format(video_key=vk, chunk_index=ep[f"videos/{vk}/chunk_index"],
+                                                    file_index=ep[f"videos/{vk}/file_index"])
+            frames = _episode_frames(video, float(ep[f"videos/{vk}/from_timestamp"]), length, fps)
+            out_video = dst / V21_VIDEO_PATH.format(episode_chunk=chunk, video_key=vk, episode_index=e)
+            if _encode(frames, out_video, *sizes[vk], fps, cfg) != length:
+                raise DatasetError(f"{out_video}: encoded frame count differs from the episode length {length}")
+        total += length
+
+    meta = dst / "meta"
+    meta.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(meta / "episodes.jsonl", [{"episode_index": int(ep["episode_index"]), "tasks": list(ep["tasks"]),
+                                            "length": int(ep["length"])} for ep in episodes])
+    _write_jsonl(meta / "tasks.jsonl", [{"task_index": i, "task": t} for i, t in sorted(tasks.items())])
+    cameras = tuple(k.removeprefix("observation.images.") for k in video_keys)
+    (meta / "modality.json").write_text(json.dumps(modality_json(cameras), indent=4))
+    (meta / "stats.json").write_text(json.dumps({k: _stats(np.concatenate(v)) for k, v in collected.items()},
+                                                indent=4))
+    (meta / "info.json").write_text(json.dumps(_info_v21(info, len(episodes), total, len(tasks), video_keys,
+                                                         chunks_size), indent=4))
+    if (src / JOURNAL).exists():
+        shutil.copy2(src / JOURNAL, dst / JOURNAL)
+    return len(episodes), total
+
+
+def _width_height(feature: dict[str, Any]) -> tuple[int, int]:
+    shape, names = feature["shape"], feature["names"]
+    return shape[names.index("width")], shape[names.index("height")]
+
+
+def _info_v21(src_info: dict[str, Any], episodes: int, frames: int, tasks: int, video_keys: list[str],
+              chunks_size: int) -> dict[str, Any]:
+    fps = int(src_info["fps"])
+    features: dict[str, Any] = {}
+    for key, ft in src_info["features"].items():
+        ft = {**ft, "shape": list(ft["shape"])}
+        if ft["dtype"] == "video":
+            h, w, c = (ft["shape"][ft["names"].index(n)] for n in ("height", "width", "channels"))
+            # GR00T reads channels and fps from here (info["video.channels"], info["video.fps"]).
+            ft["info"] = {"video.height": h, "video.width": w, "video.codec": "h264", "video.pix_fmt": "yuv420p",
+                          "video.is_depth_map": False, "video.fps": fps, "video.channels": c, "has_audio": False}
+        features[key] = ft
+    features[ANNOTATION_KEY] = {"dtype": "int64", "shape": [1], "names": None}
+    return {
+        "codebase_version": "v2.1",
+        "robot_type": src_info.get("robot_type"),
+        "total_episodes": episodes,
+        "total_frames": frames,
+        "total_tasks": tasks,
+        "total_videos": episodes * len(video_keys),
+        "total_chunks": max(1, math.ceil(episodes / chunks_size)),
+        "chunks_size": chunks_size,
+        "fps": fps,
+        "splits": {"train": f"0:{episodes}"},
+        "data_path": V21_DATA_PATH,
+        "video_path": V21_VIDEO_PATH,
+        "features": features,
+    }
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _check_out(src: Path, out: Path, overwrite: bool) -> None:
+    s, o = src.resolve(), out.resolve()
+    if o == s or s in o.parents or o in s.parents:
+        raise DatasetError(f"the output {out} overlaps the input {src}; choose a separate folder")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise DatasetError(f"{out} already exists; pass --overwrite to replace it, or choose another output")
+        # --overwrite replaces an earlier export (or an empty folder), never an unrelated folder.
+        if not out.is_dir() or (any(out.iterdir()) and not (out / "meta" / "modality.json").exists()):
+            raise DatasetError(f"{out} is not a GR00T export (no meta/modality.json); refusing to replace it")
+
+
+def export_gr00t(src: Path, out: Path, overwrite: bool = False, cfg: EncodeConfig = EncodeConfig()) -> ExportResult:
+    """Export the v3 dataset at ``src`` to a GR00T-readable v2.1 dataset at ``out``; all or nothing."""
+    src, out = Path(src), Path(out)
+    info = check_dataset(src)  # one clear DatasetError for a missing or torn dataset, before any output exists
+    _check_features(src, info)
+    _check_out(src, out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        episodes, frames = _write_export(src, tmp, info, cfg)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export should get the usual permissions
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            out.rename(old / "export")
+            try:
+                tmp.rename(out)
+            except BaseException:
+                (old / "export").rename(out)  # put the earlier export back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(out, episodes, frames)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m leisaac_tasks.export_gr00t", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", type=Path, help="a LeRobot v3.0 demo dataset folder")
+    parser.add_argument("out", type=Path, help="the folder to create (GR00T LeRobot v2.1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export at OUT")
+    args = parser.parse_args(argv)
+    try:
+        result = export_gr00t(args.src, args.out, overwrite=args.overwrite)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {result.episodes} episodes, {result.frames} frames to {result.out} "
+          f"(Isaac-GR00T: --dataset-path {result.out} --data-config so100_dualcam)")
+    return 0
