@@ -11,6 +11,7 @@ from policies.base import Policy
 POLICIES: dict[str, str] = {
     "expert": "policies.scripted:ScriptedExpert",
     "blind": "policies.scripted:VisualHeuristic",
+    "vla": "policies.vla.policy:VLAPolicy",  # needs a checkpoint: --policies vla:runs/dis
 }
 
 
@@ -18,7 +19,11 @@ def register_policy(name: str, import_path: str) -> None:
     POLICIES[name] = import_path
 
 
-def make_policy(name: str, **kwargs: Any) -> Policy:
+def make_policy(spec: str, **kwargs: Any) -> Policy:
+    """``spec`` is a registered name, optionally with one argument after a colon: ``vla:runs/dis``."""
+    name, _, arg = spec.partition(":")
+    if arg:
+        kwargs = {"checkpoint": arg, **kwargs}
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(sorted(POLICIES))} "
                          f"(e.g. --policies expert,blind)")

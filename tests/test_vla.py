@@ -1,0 +1,144 @@
+"""The small GR00T-architecture VLA: freeze flags, LoRA placement, sampling shape, checkpoint round trip."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from policies.vla.config import PRESETS
+from policies.vla.model import VLA, CheckpointError
+from policies.vla.normalize import NormStats
+from policies.vla.tuning import TuneConfig, TuningError, apply_tuning, parameter_report
+
+CFG = PRESETS["tiny"]
+
+
+def norm() -> NormStats:
+    rng = np.random.default_rng(0)
+    episodes = [(rng.normal(0, 30, (40, 6)).astype(np.float32), rng.normal(0, 30, (40, 6)).astype(np.float32))]
+    return NormStats.from_episodes(episodes, CFG.action_horizon)
+
+
+def batch(b: int = 2) -> dict:
+    g = torch.Generator().manual_seed(1)
+    s = CFG.image_size
+    return {"front": torch.randint(0, 256, (b, 3, s, s), dtype=torch.uint8, generator=g),
+            "wrist": torch.randint(0, 256, (b, 3, s, s), dtype=torch.uint8, generator=g),
+            "state": torch.randn(b, 6, generator=g) * 30, "actions": torch.randn(b, 16, 6, generator=g) * 30,
+            "action_mask": torch.ones(b, 16, dtype=torch.bool),
+            "task": ["pick up the yellow cheese and put it into the white plate", "do not pick up the cheese"][:b]}
+
+
+def trainable(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+@pytest.fixture(scope="module")
+def model() -> VLA:
+    return VLA(CFG, norm())
+
+
+FLAG_PARTS = {
+    "tune_llm": lambda m: [m.backbone.llm],
+    "tune_visual": lambda m: [m.backbone.vision, m.backbone.projector],
+    "tune_projector": lambda m: [m.action_head.state_encoder, m.action_head.action_encoder,
+                                 m.action_head.action_decoder, m.action_head.position_embedding],
+    "tune_diffusion_model": lambda m: [m.action_head.blocks, m.action_head.timestep_embedder, m.action_head.ada_out],
+}
+
+
+@pytest.mark.parametrize("flag", list(FLAG_PARTS))
+def test_each_flag_freezes_exactly_what_it_names(model, flag):
+    all_on = TuneConfig(tune_llm=True, tune_visual=True, tune_projector=True, tune_diffusion_model=True)
+    apply_tuning(model, all_on)
+    everything = trainable(model)
+    assert everything == sum(p.numel() for p in model.parameters())
+    apply_tuning(model, replace(all_on, **{flag: False}))
+    named = FLAG_PARTS[flag](model)
+    assert all(trainable(part) == 0 for part in named)
+    assert trainable(model) == everything - sum(sum(p.numel() for p in part.parameters()) for part in named)
+    # and gradients: a backward pass leaves the frozen part's .grad as None, the rest gets gradients
+    model.zero_grad(set_to_none=True)
+    model(batch()).backward()
+    assert all(p.grad is None for part in named for p in part.parameters())
+    assert any(p.grad is not None for p in model.action_head.future_tokens.parameters())  # always trained, as GR00T
+
+
+def test_default_flags_match_gr00t_and_report_line(model):
+    lines = apply_tuning(model, TuneConfig())
+    assert lines == ["Tune backbone llm: False", "Tune backbone vision tower: False",
+                     "Tune action head projector: True", "Tune action head diffusion model: True"]
+    total = sum(p.numel() for p in model.parameters())
+    expected = trainable(model)
+    assert parameter_report(model) == (f"trainable params: {expected} || all params: {total} || "
+                                       f"trainable%: {100 * expected / total:.4f}")
+    assert trainable(model.backbone.llm) == trainable(model.backbone.vision) == 0
+
+
+@pytest.mark.parametrize("tune, where", [
+    (TuneConfig(tune_llm=True, lora_rank=4), ("llm",)),
+    (TuneConfig(tune_llm=True, tune_visual=True, lora_rank=4), ("llm", "vision")),
+])
+def test_lora_adds_parameters_only_where_asked(tune, where):
+    base = VLA(CFG, norm())
+    lora = VLA(CFG, norm(), tune)
+    apply_tuning(lora, tune)
+    for part in ("llm", "vision", "projector", "to_head"):
+        base_part, lora_part = getattr(base.backbone, part), getattr(lora.backbone, part)
+        adapters = {n: p.numel() for n, p in lora_part.named_parameters() if "lora_" in n}
+        assert bool(adapters) == (part in where), part
+        # peft wraps layers (renaming them) but adds nothing besides the adapters
+        assert sum(p.numel() for p in lora_part.parameters()) == \
+            sum(p.numel() for p in base_part.parameters()) + sum(adapters.values())
+        if part in where:  # only the adapters train there; the pretrained weights stay frozen
+            assert {n for n, p in lora_part.named_parameters() if p.requires_grad} == set(adapters)
+    assert {n for n, _ in lora.action_head.named_parameters()} == {n for n, _ in base.action_head.named_parameters()}
+
+
+def test_lora_on_a_frozen_untargeted_module_is_refused():
+    with pytest.raises(TuningError, match="--tune-llm"):
+        TuneConfig(lora_rank=16)
+
+
+def test_inference_returns_a_16x6_chunk_in_lerobot_units(model):
+    model.eval()
+    chunk = model.predict_chunk(batch(), torch.Generator().manual_seed(0))
+    assert chunk.shape == (2, 16, 6)
+    n = model.norm
+    assert torch.all(chunk[..., 5] >= n.action_min[5] - 1e-4) and torch.all(chunk[..., 5] <= n.action_max[5] + 1e-4)
+
+
+def test_checkpoint_round_trip_gives_identical_actions(model, tmp_path):
+    tune = TuneConfig(tune_llm=True, lora_rank=4)
+    original = VLA(CFG, norm(), tune).eval()
+    with torch.no_grad():  # move LoRA B off zero so the adapters actually change the output
+        for n, p in original.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    original.save(tmp_path / "ckpt")
+    loaded = VLA.load(tmp_path / "ckpt").eval()
+    a = original.predict_chunk(batch(), torch.Generator().manual_seed(7))
+    b = loaded.predict_chunk(batch(), torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+    assert loaded.tune == tune and loaded.norm == original.norm
+
+
+def test_checkpoint_from_another_config_is_refused(model, tmp_path):
+    model.save(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="another model config"):
+        VLA.load(tmp_path / "ckpt", expect=PRESETS["small"])
+    with pytest.raises(CheckpointError, match="not a VLA checkpoint"):
+        VLA.load(tmp_path / "nowhere")
+
+
+def test_relative_normalisation_round_trips():
+    n = norm()
+    b = batch()
+    back = n.unnormalize_actions(n.normalize_actions(b["actions"], b["state"]), b["state"])
+    inside = (b["actions"][..., :5] - b["state"][:, None, :5]).abs().max()  # values within the stats' range
+    assert back.shape == b["actions"].shape and inside > 0
+    clipped = n.normalize_actions(b["actions"], b["state"]).abs() <= 1
+    assert torch.allclose(back[clipped], b["actions"][clipped], atol=1e-3)
