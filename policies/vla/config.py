@@ -33,7 +33,6 @@ class VLAConfig:
     noise_beta_beta: float = 1.0
     noise_s: float = 0.999  # GR00T: t = (s - Beta sample) / s keeps t away from exactly 1
     timestep_buckets: int = 1000
-    relative_arm_actions: bool = True  # arm joints relative to the current state, gripper absolute
 
     def __post_init__(self) -> None:
         grid = self.image_size // self.patch_size

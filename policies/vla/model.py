@@ -21,7 +21,8 @@ from policies.vla.normalize import NormStats
 from policies.vla.tuning import TuneConfig, inject_lora
 
 CHECKPOINT_FORMAT = "chefmate-vla/1"
-WEIGHTS, META = "model.safetensors", "config.json"
+META = "config.json"
+LLM_PREFIX = "backbone.llm."
 
 
 class CheckpointError(ValueError):
@@ -53,26 +54,61 @@ class VLA(nn.Module):
         state = batch["state"].float()
         vl, mask = self.features(batch)
         normalized = self.action_head.sample(vl, mask, self.norm.normalize_state(state).to(vl.dtype), generator)
-        return self.norm.unnormalize_actions(normalized.float(), state)
+        return self.norm.unnormalize_actions(normalized.float().clamp(-1, 1), state)
 
     # --- checkpoints -----------------------------------------------------------------------------------
-    def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
+    def stored_state(self) -> dict[str, torch.Tensor]:
+        """Weights a checkpoint must hold. An LLM that was not tuned in full is still the shipped MiniLM, so only
+        its LoRA adapters (if any) are stored: 76 MB less per checkpoint."""
+        state = self.state_dict()
+        if not (self.tune.tune_llm and self.tune.lora_rank == 0):
+            state = {k: v for k, v in state.items() if not k.startswith(LLM_PREFIX) or "lora_" in k}
+        return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+    def save(self, directory: Path, extra: dict[str, Any] | None = None, shard_mb: float = 15.0) -> None:
+        """Safetensors shards of at most ``shard_mb`` (small files travel and diff better) + config.json."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        tmp = directory / (WEIGHTS + ".tmp")
-        save_file(state, str(tmp))
-        tmp.replace(directory / WEIGHTS)  # a kill mid-save never leaves torn weights under the real name
-        meta = {"format": CHECKPOINT_FORMAT, "vla": self.cfg.to_dict(), "tune": self.tune.to_dict(),
+        shards: list[dict[str, torch.Tensor]] = [{}]
+        size = 0
+        for key, tensor in self.stored_state().items():
+            nbytes = tensor.numel() * tensor.element_size()
+            if shards[-1] and size + nbytes > shard_mb * 1e6:
+                shards.append({})
+                size = 0
+            shards[-1][key] = tensor
+            size += nbytes
+        names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+        for old in directory.glob("model-*.safetensors"):
+            old.unlink()
+        for name, shard in zip(names, shards):
+            save_file(shard, str(directory / (name + ".tmp")))
+            (directory / (name + ".tmp")).replace(directory / name)  # never a torn file under the real name
+        meta = {"format": CHECKPOINT_FORMAT, "weights": names, "vla": self.cfg.to_dict(), "tune": self.tune.to_dict(),
                 "norm_stats": self.norm.to_dict(), **(extra or {})}
         (directory / META).write_text(json.dumps(meta, indent=2))
 
-    @classmethod
-    def load(cls, directory: Path, expect: VLAConfig | None = None) -> "VLA":
+    def load_stored_state(self, directory: Path, meta: dict[str, Any]) -> None:
         from safetensors.torch import load_file
 
+        state: dict[str, torch.Tensor] = {}
+        for name in meta["weights"]:
+            state.update(load_file(str(Path(directory) / name)))
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if k not in self._regenerated_keys()]
+        if missing or unexpected:
+            raise CheckpointError(f"{directory} does not match its own config: {len(missing)} missing tensors "
+                                  f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); "
+                                  f"it was written by another version of the model")
+
+    def _regenerated_keys(self) -> set[str]:
+        """Keys a checkpoint may leave out because construction rebuilds them (the shipped LLM)."""
+        return set(self.state_dict()) - set(self.stored_state())
+
+    @classmethod
+    def load(cls, directory: Path, expect: VLAConfig | None = None) -> "VLA":
         directory = Path(directory)
         meta = read_checkpoint_meta(directory)
         cfg = VLAConfig.from_dict(meta["vla"])
@@ -81,22 +117,21 @@ class VLA(nn.Module):
             raise CheckpointError(f"{directory} was trained with another model config ({_show(diff)}); pass the "
                                   f"matching --preset/size options or start a new run")
         model = cls(cfg, NormStats.from_dict(meta["norm_stats"]), TuneConfig(**meta["tune"]))
-        missing, unexpected = model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=False)
-        if missing or unexpected:
-            raise CheckpointError(f"{directory} does not match its own config: {len(missing)} missing tensors "
-                                  f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); "
-                                  f"it was written by another version of the model")
+        model.load_stored_state(directory, meta)
         return model
 
 
 def read_checkpoint_meta(directory: Path) -> dict[str, Any]:
     directory = Path(directory)
-    if not (directory / META).exists() or not (directory / WEIGHTS).exists():
-        raise CheckpointError(f"{directory} is not a VLA checkpoint (needs {META} and {WEIGHTS}); point at a "
-                              f"checkpoint folder written by `python -m training.finetune`")
+    if not (directory / META).exists():
+        raise CheckpointError(f"{directory} is not a VLA checkpoint (no {META}); point at a checkpoint folder "
+                              f"written by `python -m training.finetune`")
     meta = json.loads((directory / META).read_text())
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{directory} has format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+    missing = [name for name in meta["weights"] if not (directory / name).exists()]
+    if missing:
+        raise CheckpointError(f"{directory} lacks {', '.join(missing)}; copy the whole checkpoint folder")
     return meta
 
 

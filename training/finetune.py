@@ -1,0 +1,266 @@
+"""Fine-tune the small GR00T-architecture VLA on demo datasets, with Isaac-GR00T's flags and defaults.
+
+    python -m training.finetune --dataset-path datasets/dis/disambiguating --output-dir runs/dis
+    python -m training.finetune --dataset-path A B --no-tune-diffusion-model --tune-llm --lora-rank 16 ...
+    torchrun --nproc-per-node 4 -m training.finetune ...       # data parallel on several GPUs
+
+Defaults are GR00T's: LLM and vision frozen, projector and diffusion model tuned, AdamW lr 1e-4, weight decay
+0.01, cosine schedule with 5% warmup; bf16 autocast on CUDA. Writes ``loss.csv``/``loss.png``, a checkpoint every
+``--save-steps`` (``checkpoint-<step>/``, with optimizer state for ``--resume``) and the final model in
+``--output-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from policies.vla.config import PRESETS, VLAConfig
+from policies.vla.model import VLA, CheckpointError, read_checkpoint_meta
+from policies.vla.tuning import TuneConfig, TuningError, apply_tuning, frozen_to_eval, parameter_report
+from leisaac_tasks.demos.dataset import DatasetError
+from training.data import DemoData, TrainingWindows, collate, compute_norm_stats, mixture_sampler
+
+TRAINER_STATE = "trainer_state.pt"
+
+
+@dataclass
+class FinetuneConfig:
+    dataset_paths: list[Path]
+    output_dir: Path
+    preset: str = "small"
+    backbone_checkpoint: Path | None = None  # from training/pretrain_backbone.py
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    balance_dataset_weights: bool = True
+    balance_trajectory_weights: bool = True
+    batch_size: int = 32
+    max_steps: int = 10000
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    save_steps: int = 1000
+    log_steps: int = 10
+    seed: int = 0
+    resume: bool = False
+    device: str = "auto"
+
+    @property
+    def model_config(self) -> VLAConfig:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown --preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        return PRESETS[self.preset]
+
+
+def cosine_with_warmup(step: int, total: int, warmup_ratio: float) -> float:
+    warmup = max(1, int(total * warmup_ratio))
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def _dist() -> tuple[int, int, int]:
+    """(rank, world size, local rank); starts NCCL when launched by torchrun on several processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    found = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return found[-1] if found else None
+
+
+def load_backbone_weights(model: VLA, path: Path) -> None:
+    """Start from a pretrained vision tower + projector (training/pretrain_backbone.py)."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(path) / "backbone.safetensors"))
+    missing, unexpected = model.backbone.load_state_dict(weights, strict=False)
+    if unexpected or any(k.startswith(("vision.", "projector.")) for k in missing):
+        raise CheckpointError(f"{path} does not fit this model's vision tower/projector ({len(unexpected)} "
+                              f"unexpected tensors); pretrain it with the same --preset")
+
+
+def train(cfg: FinetuneConfig, log=print) -> Path:
+    rank, world, local_rank = _dist()
+    device = torch.device(cfg.device if cfg.device != "auto" else (f"cuda:{local_rank}" if torch.cuda.is_available()
+                                                                  else "cpu"))
+    model_cfg = cfg.model_config
+    resume_from = latest_checkpoint(cfg.output_dir) if cfg.resume else None
+    if cfg.output_dir.exists() and any(cfg.output_dir.iterdir()) and not cfg.resume:
+        raise FileExistsError(f"{cfg.output_dir} already holds a run; pass --resume to continue it or choose "
+                              f"another --output-dir")
+    if resume_from is not None:
+        meta = read_checkpoint_meta(resume_from)
+        if VLAConfig.from_dict(meta["vla"]) != model_cfg or TuneConfig(**meta["tune"]) != cfg.tune:
+            raise CheckpointError(f"{resume_from} was trained with another model or tuning config; resume with the "
+                                  f"same flags it was started with (see its config.json)")
+
+    data = DemoData(cfg.dataset_paths, image_size=model_cfg.image_size)
+    windows = TrainingWindows(data, horizon=model_cfg.action_horizon)
+    norm = compute_norm_stats(data, horizon=model_cfg.action_horizon)
+    torch.manual_seed(cfg.seed + rank)
+    model = VLA(model_cfg, norm, cfg.tune)
+    if cfg.backbone_checkpoint and resume_from is None:
+        load_backbone_weights(model, cfg.backbone_checkpoint)
+    for line in apply_tuning(model, cfg.tune):
+        log(line)
+    log(parameter_report(model))
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TuningError("every flag is off, so nothing would train: turn on at least one --tune-* flag")
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: cosine_with_warmup(s, cfg.max_steps, cfg.warmup_ratio))
+    start = 0
+    if resume_from is not None:
+        state = torch.load(resume_from / TRAINER_STATE, map_location="cpu", weights_only=False)
+        model.load_stored_state(resume_from, meta)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        start = state["step"]
+        log(f"resuming from {resume_from} at step {start}")
+    trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
+        if world > 1 else model
+
+    sampler = mixture_sampler(windows, cfg.balance_dataset_weights, cfg.balance_trajectory_weights,
+                              seed=cfg.seed + 1000 * rank + start, num_samples=cfg.batch_size * (cfg.max_steps - start))
+    loader = torch.utils.data.DataLoader(windows, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate,
+                                         drop_last=True)
+    cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    log_path = cfg.output_dir / "loss.csv"
+    writer = None
+    if rank == 0:
+        fresh = not log_path.exists() or start == 0
+        log_file = open(log_path, "w" if start == 0 else "a", newline="")
+        writer = csv.writer(log_file)
+        if fresh:
+            writer.writerow(["step", "loss", "lr", "seconds"])
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    began, step = time.perf_counter(), start
+    for batch in loader:
+        if step >= cfg.max_steps:
+            break
+        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        model.train()
+        frozen_to_eval(model, cfg.tune)
+        with autocast:
+            loss = trained(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        if writer is not None and (step % cfg.log_steps == 0 or step == cfg.max_steps):
+            writer.writerow([step, f"{loss.item():.6f}", f"{schedule.get_last_lr()[0]:.3e}",
+                             f"{time.perf_counter() - began:.2f}"])
+            log_file.flush()
+        if rank == 0 and (step % cfg.save_steps == 0 or step == cfg.max_steps):
+            _save(model, optimizer, schedule, step, cfg, cfg.output_dir / f"checkpoint-{step}")
+    if rank == 0:
+        log_file.close()
+        model.save(cfg.output_dir, extra=_run_meta(cfg, step))
+        plot_loss(log_path, cfg.output_dir / "loss.png")
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return cfg.output_dir
+
+
+def _run_meta(cfg: FinetuneConfig, step: int) -> dict:
+    return {"run": {"step": step, "datasets": [str(p) for p in cfg.dataset_paths],
+                    **{k: v for k, v in asdict(cfg).items() if k not in ("dataset_paths", "output_dir", "tune")}}}
+
+
+def _save(model: VLA, optimizer, schedule, step: int, cfg: FinetuneConfig, directory: Path) -> None:
+    model.save(directory, extra=_run_meta(cfg, step))
+    torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step},
+               directory / TRAINER_STATE)
+
+
+def plot_loss(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(open(csv_path)))
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([int(r["step"]) for r in rows], [float(r["loss"]) for r in rows])
+    ax.set(xlabel="step", ylabel="flow-matching loss", yscale="log", title=png_path.parent.name)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset-path", nargs="+", type=Path, required=True, help="one or more LeRobot v3 datasets")
+    p.add_argument("--output-dir", type=Path, required=True)
+    p.add_argument("--preset", default="small", help=f"model size: {', '.join(PRESETS)}")
+    p.add_argument("--backbone-checkpoint", type=Path, help="pretrained vision tower + projector")
+    _flag(p, "tune-llm", False, "tune the language model")
+    _flag(p, "tune-visual", False, "tune the vision tower and its MLP1 projector")
+    _flag(p, "tune-projector", True, "tune the action head's state/action encoders and decoder")
+    _flag(p, "tune-diffusion-model", True, "tune the DiT")
+    p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank on the tuned LLM/vision (0 = full tuning)")
+    p.add_argument("--lora-alpha", type=int, default=16)
+    p.add_argument("--lora-dropout", type=float, default=0.1)
+    _flag(p, "balance-dataset-weights", True, "weight datasets of a mixture as GR00T does")
+    _flag(p, "balance-trajectory-weights", True, "sample each trajectory's steps uniformly, as GR00T does")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-steps", type=int, default=10000)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup-ratio", type=float, default=0.05)
+    p.add_argument("--save-steps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> FinetuneConfig:
+    tune = TuneConfig(tune_llm=a.tune_llm, tune_visual=a.tune_visual, tune_projector=a.tune_projector,
+                      tune_diffusion_model=a.tune_diffusion_model, lora_rank=a.lora_rank, lora_alpha=a.lora_alpha,
+                      lora_dropout=a.lora_dropout)
+    return FinetuneConfig(dataset_paths=a.dataset_path, output_dir=a.output_dir, preset=a.preset,
+                          backbone_checkpoint=a.backbone_checkpoint, tune=tune,
+                          balance_dataset_weights=a.balance_dataset_weights,
+                          balance_trajectory_weights=a.balance_trajectory_weights, batch_size=a.batch_size,
+                          max_steps=a.max_steps, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
+                          warmup_ratio=a.warmup_ratio, save_steps=a.save_steps, seed=a.seed, resume=a.resume,
+                          device=a.device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        cfg.model_config  # noqa: B018  (validates --preset before any data is read)
+        train(cfg)
+    except (TuningError, CheckpointError, DatasetError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
