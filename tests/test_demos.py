@@ -139,3 +139,29 @@ def test_corrupted_parquet_is_reported_and_left_alone(generated, tmp_path, capsy
     err = capsys.readouterr().err
     assert "corrupted" in err and victim.name in err
     assert (out / "cheese" / JOURNAL).read_text() == journal  # nothing was appended
+
+
+def test_a_discarded_longer_attempt_leaves_no_frames_in_the_next_video(tmp_path):
+    """A rejected attempt's staged frames must not leak into the next kept episode (same episode index)."""
+    from leisaac_tasks.demos.dataset import Attempt, DemoWriter
+
+    def record(writer: DemoWriter, frames: int, grey: int) -> None:
+        for _ in range(frames):
+            image = np.full((SIZE, SIZE, 3), grey, np.uint8)
+            writer.add_frame({"front": image, "wrist": image, "state": np.zeros(6)}, np.zeros(6), "task")
+
+    def attempt(k: int) -> Attempt:
+        return Attempt(attempt=k, source="test", scenario="(H,H)", instruction="task", intent="none",
+                       layout_seed=k, success=k == 1, outcome="", frames=0)
+
+    with DemoWriter(tmp_path / "d", (SIZE, SIZE)) as writer:
+        record(writer, 12, 40)
+        writer.discard(attempt(0))
+        record(writer, 5, 200)
+        writer.keep(attempt(1))
+    ds = load_dataset(tmp_path / "d")
+    episode = ds.meta.episodes[0]
+    for cam in ("front", "wrist"):
+        span = episode[f"videos/observation.images.{cam}/to_timestamp"] - episode[f"videos/observation.images.{cam}/from_timestamp"]
+        assert round(span * 30) == 5
+    assert all(float(ds[i]["observation.images.front"].float().mean()) > 0.5 for i in range(5))  # no grey-40 frame

@@ -179,7 +179,8 @@ def train(cfg: FinetuneConfig, log=print) -> Path:
 
 def _run_meta(cfg: FinetuneConfig, step: int) -> dict:
     return {"run": {"step": step, "datasets": [str(p) for p in cfg.dataset_paths],
-                    **{k: v for k, v in asdict(cfg).items() if k not in ("dataset_paths", "output_dir", "tune")}}}
+                    **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()
+                       if k not in ("dataset_paths", "output_dir", "tune")}}}
 
 
 def _save(model: VLA, optimizer, schedule, step: int, cfg: FinetuneConfig, directory: Path) -> None:

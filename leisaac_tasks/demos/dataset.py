@@ -197,9 +197,23 @@ class DemoWriter:
     def discard(self, attempt: Attempt) -> None:
         attempt.episode_index = None
         attempt.frames = self._frames
-        if self._frames:
-            self.ds.clear_episode_buffer()
+        self._drop_buffer()
         self._log(attempt)
+
+    def _drop_buffer(self) -> None:
+        """Forget the episode being recorded, staged frames included.
+
+        LeRobot 0.4.4's ``clear_episode_buffer`` deletes staged PNGs of image features only; those of video
+        features stay on disk under the same episode index, and a shorter next episode would then be encoded
+        with the discarded one's trailing frames. So they are removed here as well.
+        """
+        if not self._frames:
+            return
+        index = int(np.asarray(self.ds.episode_buffer["episode_index"]).reshape(-1)[0])
+        self.ds.clear_episode_buffer()  # waits for the image writer first
+        for key in self.ds.meta.video_keys:
+            shutil.rmtree(self.ds._get_image_file_dir(index, key), ignore_errors=True)
+        self._frames = 0
 
     def _log(self, attempt: Attempt) -> None:
         self._pending.append(attempt)
@@ -226,9 +240,8 @@ class DemoWriter:
 
     def close(self) -> None:
         self.ds.stop_image_writer()
-        if self._frames and self.ds.episode_buffer is not None:
-            self.ds.clear_episode_buffer()  # an unfinished episode is dropped, never half-saved
-            self._frames = 0
+        if self.ds.episode_buffer is not None:
+            self._drop_buffer()  # an unfinished episode is dropped, never half-saved
         if self.created and self.ds.meta.total_episodes == 0:
             self.ds.finalize()
             shutil.rmtree(self.root, ignore_errors=True)
