@@ -12,10 +12,10 @@ from leisaac_tasks.spec import SceneSpec
 
 Pose = np.ndarray  # (x, y, z, qw, qx, qy, qz)
 
-_LIE_FLAT = np.array([np.cos(np.pi / 4), 0.0, np.sin(np.pi / 4), 0.0])  # thickness axis (x) turned to vertical
+LIE_FLAT = np.array([np.cos(np.pi / 4), 0.0, np.sin(np.pi / 4), 0.0])  # thickness axis (x) turned to vertical
 
 
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     w1, x1, y1, z1 = a
     w2, x2, y2, z2 = b
     return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
@@ -62,7 +62,7 @@ def sample_layout(spec: SceneSpec, scenario: Scenario, seed: int) -> Layout:
             below = [n for n in INGREDIENTS[: INGREDIENTS.index(name)] if scenario.placement(n) == Placement.PLATE]
             z = spec.plate.top_z + sum(spec.ingredients[n].thickness for n in below) + ing.thickness / 2 + 1e-4
             x, y = plate_xy + on_plate_xy * (0.3 if below else 1.0)
-            pose = np.array([x, y, z, *_quat_mul(yaw_quat(yaw), _LIE_FLAT)])
+            pose = np.array([x, y, z, *quat_mul(yaw_quat(yaw), LIE_FLAT)])
         else:
             pose = None
         layout.ingredient_poses[name] = pose

@@ -20,10 +20,9 @@ Units are LeRobot's SO-101 units throughout (5 arm joints in degrees, gripper 0-
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from leisaac_tasks.demos.dataset import DatasetError, check_dataset
-from leisaac_tasks.demos.export_gr00t import _episode_frames, _read_parquet, _source_episodes, _width_height
+from leisaac_tasks.demos.v3_files import episode_frames, read_parquet, source_episodes, width_height
 from policies.vla.normalize import ARM_DIMS, NormStats
 
 CAMERAS: tuple[str, ...] = ("front", "wrist")
@@ -156,7 +155,7 @@ def _is_rgb(feature: dict[str, Any]) -> bool:
 
 def _load_episodes(root: Path, info: dict[str, Any], dataset: int, image_size: int) -> list[Episode]:
     fps = int(info["fps"])
-    meta = _source_episodes(root)
+    meta = source_episodes(root)
     if len(meta) != info["total_episodes"]:
         raise DatasetError(f"{root}: meta/episodes lists {len(meta)} episodes, info.json {info['total_episodes']}; "
                            f"the dataset is damaged. Regenerate it")
@@ -184,7 +183,7 @@ def _load_episodes(root: Path, info: dict[str, Any], dataset: int, image_size: i
 
 
 def _read_data_file(path: Path) -> dict[str, np.ndarray]:
-    table = _read_parquet(path, ["observation.state", "action", "episode_index", "frame_index"])
+    table = read_parquet(path, ["observation.state", "action", "episode_index", "frame_index"])
     out: dict[str, np.ndarray] = {}
     for name in ("observation.state", "action"):
         col = table[name].combine_chunks()
@@ -206,13 +205,13 @@ def _decode_episode(root: Path, info: dict[str, Any], ep: dict[str, Any], video_
                            f"which is not its {length} frames at {fps} fps; the dataset is damaged. Regenerate it")
     path = root / info["video_path"].format(video_key=video_key, chunk_index=ep[f"videos/{video_key}/chunk_index"],
                                            file_index=ep[f"videos/{video_key}/file_index"])
-    width, height = _width_height(info["features"][video_key])
+    width, height = width_height(info["features"][video_key])
     frames = np.empty((length, height, width, 3), np.uint8)
     n = 0
-    # _episode_frames seeks, checks every frame's timestamp and raises unless exactly `length` frames come out.
+    # episode_frames seeks, checks every frame's timestamp and raises unless exactly `length` frames come out.
     # It yields yuv420p planes; converting them with PyAV's default swscale path gives the same RGB bytes as
     # decoding straight to rgb24 (LeRobot's pyav backend) for the untagged streams LeRobot writes (tested).
-    for planes in _episode_frames(path, from_ts, length, fps):
+    for planes in episode_frames(path, from_ts, length, fps):
         if planes.shape != (height * 3 // 2, width):
             raise DatasetError(f"{path}: frames are not {width}x{height} as info.json says; regenerate the dataset")
         frames[n] = av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="rgb24")

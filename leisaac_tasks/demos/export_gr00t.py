@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from leisaac_tasks.demos.dataset import JOURNAL, DatasetError, check_dataset
+from leisaac_tasks.demos.v3_files import episode_frames, read_parquet, source_episodes, source_tasks, width_height
 
 V21_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V21_VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
@@ -74,34 +75,6 @@ def modality_json(cameras: tuple[str, ...] = CAMERAS) -> dict[str, Any]:
     }
 
 
-# --- reading the v3 source ---------------------------------------------------------------------------------------
-def _read_parquet(path: Path, columns: list[str] | None = None):
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path, columns=columns)
-    except Exception as exc:  # pyarrow raises several types for a torn file
-        raise DatasetError(f"{path} can't be read ({type(exc).__name__}: {exc}); the dataset is damaged. "
-                           f"Regenerate it; nothing was exported") from exc
-
-
-def _source_episodes(root: Path) -> list[dict[str, Any]]:
-    """meta/episodes rows (without the per-episode stats), sorted by episode_index."""
-    import pyarrow.parquet as pq
-
-    rows: list[dict[str, Any]] = []
-    for f in sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
-        names = pq.read_schema(f).names
-        rows += _read_parquet(f, [n for n in names if not n.startswith("stats/")]).to_pylist()
-    return sorted(rows, key=lambda r: r["episode_index"])
-
-
-def _source_tasks(root: Path) -> dict[int, str]:
-    """meta/tasks.parquet: LeRobot v3 keeps the task text as the index and task_index as the column."""
-    df = _read_parquet(root / "meta" / "tasks.parquet").to_pandas()
-    return {int(i): str(task) for task, i in zip(df.index, df["task_index"])}
-
-
 def _check_features(root: Path, info: dict[str, Any]) -> None:
     if info.get("codebase_version") != "v3.0":
         raise DatasetError(f"{root} is LeRobot {info.get('codebase_version')}, not v3.0; this exporter reads the "
@@ -117,39 +90,12 @@ def _check_features(root: Path, info: dict[str, Any]) -> None:
             raise DatasetError(f"{root} has no observation.images.{cam} video; so100_dualcam needs the "
                                f"{' and '.join(CAMERAS)} cameras")
     for key, ft in feats.items():
-        if ft["dtype"] == "video" and any(n % 2 for n in _width_height(ft)):
-            width, height = _width_height(ft)
+        if ft["dtype"] == "video" and any(n % 2 for n in width_height(ft)):
+            width, height = width_height(ft)
             raise DatasetError(f"{root}: {key} images are {width}x{height}; H.264 yuv420p needs even sizes")
 
 
 # --- videos ------------------------------------------------------------------------------------------------------
-def _episode_frames(path: Path, from_ts: float, length: int, fps: int) -> Iterator[np.ndarray]:
-    """The ``length`` frames of one episode inside a v3 video file (starting at ``from_ts``), as yuv420p planes."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DatasetError(f"{path} has no video stream; the dataset is damaged. Regenerate it")
-            stream = container.streams.video[0]
-            container.seek(int(from_ts / stream.time_base), stream=stream, backward=True)  # keyframe at/before
-            expected = 0
-            for frame in container.decode(stream):
-                i = round((float(frame.pts * stream.time_base) - from_ts) * fps)
-                if i < expected:  # decoded from the keyframe before this episode
-                    continue
-                if i > expected:
-                    raise DatasetError(f"{path}: frame {expected} of the episode at {from_ts:.3f}s is missing")
-                yield frame.to_ndarray(format="yuv420p")
-                expected += 1
-                if expected == length:
-                    return
-    except av.FFmpegError as exc:
-        raise DatasetError(f"{path} can't be decoded ({exc}); the dataset is damaged. Regenerate it") from exc
-    raise DatasetError(f"{path} holds {expected} frames of the episode at {from_ts:.3f}s, the episode index says "
-                       f"{length}; the dataset is damaged. Regenerate it")
-
-
 def _encode(frames: Iterator[np.ndarray], path: Path, width: int, height: int, fps: int, cfg: EncodeConfig) -> int:
     """Write frames (yuv420p planes) as H.264 with frame i at time i/fps, which is what GR00T's timestamps assume."""
     import av
@@ -191,10 +137,10 @@ def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig)
 
     fps = int(info["fps"])
     chunks_size = int(info.get("chunks_size", 1000))
-    tasks = _source_tasks(src)
-    episodes = _source_episodes(src)
+    tasks = source_tasks(src)
+    episodes = source_episodes(src)
     video_keys = [k for k, ft in info["features"].items() if ft["dtype"] == "video"]
-    sizes = {k: _width_height(info["features"][k]) for k in video_keys}
+    sizes = {k: width_height(info["features"][k]) for k in video_keys}
 
     columns = ["observation.state", "action", "timestamp", "frame_index", "episode_index", "index", "task_index"]
     file_key, file_table = None, None
@@ -205,7 +151,7 @@ def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig)
         key = (int(ep["data/chunk_index"]), int(ep["data/file_index"]))
         if key != file_key:  # episodes come in file order and share v3 files: read each file once
             file_key = key
-            file_table = _read_parquet(src / info["data_path"].format(chunk_index=key[0], file_index=key[1]), columns)
+            file_table = read_parquet(src / info["data_path"].format(chunk_index=key[0], file_index=key[1]), columns)
         table = file_table.filter(pc.equal(file_table["episode_index"], e))
         frame_index = table["frame_index"].to_numpy()
         if len(table) != length or not np.array_equal(frame_index, np.arange(length)):
@@ -229,7 +175,7 @@ def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig)
         for vk in video_keys:
             video = src / info["video_path"].format(video_key=vk, chunk_index=ep[f"videos/{vk}/chunk_index"],
                                                     file_index=ep[f"videos/{vk}/file_index"])
-            frames = _episode_frames(video, float(ep[f"videos/{vk}/from_timestamp"]), length, fps)
+            frames = episode_frames(video, float(ep[f"videos/{vk}/from_timestamp"]), length, fps)
             out_video = dst / V21_VIDEO_PATH.format(episode_chunk=chunk, video_key=vk, episode_index=e)
             if _encode(frames, out_video, *sizes[vk], fps, cfg) != length:
                 raise DatasetError(f"{out_video}: encoded frame count differs from the episode length {length}")
@@ -249,11 +195,6 @@ def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig)
     if (src / JOURNAL).exists():
         shutil.copy2(src / JOURNAL, dst / JOURNAL)
     return len(episodes), total
-
-
-def _width_height(feature: dict[str, Any]) -> tuple[int, int]:
-    shape, names = feature["shape"], feature["names"]
-    return shape[names.index("width")], shape[names.index("height")]
 
 
 def _info_v21(src_info: dict[str, Any], episodes: int, frames: int, tasks: int, video_keys: list[str],
