@@ -141,6 +141,14 @@ def test_pretrain_tiny_trains_only_vision_and_heads(captions, tmp_path):
     loaded = fresh.backbone.state_dict()
     assert all(torch.equal(loaded[k], saved[k]) for k in saved)
 
+    # with LoRA on the vision tower, peft has moved each wrapped weight under .base_layer; it must still load
+    from policies.vla.tuning import TuneConfig
+
+    lora = VLA(TINY, fresh.norm, TuneConfig(tune_visual=True, lora_rank=4))
+    load_backbone_weights(lora, out)
+    vision = lora.backbone.vision.state_dict()
+    assert torch.equal(vision["blocks.0.attn.qkv.base_layer.weight"], saved["vision.blocks.0.attn.qkv.weight"])
+
 
 def test_bad_input_exits_2_with_a_clear_message(captions, tmp_path, capsys):
     assert main(["--captions", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a"), "--preset", "tiny"]) == 2

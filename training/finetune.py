@@ -84,8 +84,11 @@ def load_backbone_weights(model: VLA, path: Path) -> None:
     from safetensors.torch import load_file
 
     weights = load_file(str(Path(path) / "backbone.safetensors"))
+    own = set(model.backbone.state_dict())
+    # peft LoRA wraps a tuned layer, so its pretrained weight now lives under ``<layer>.base_layer.<name>``
+    weights = {k if k in own else ".base_layer.".join(k.rsplit(".", 1)): v for k, v in weights.items()}
     missing, unexpected = model.backbone.load_state_dict(weights, strict=False)
-    if unexpected or any(k.startswith(("vision.", "projector.")) for k in missing):
+    if unexpected or any(k.startswith(("vision.", "projector.")) and "lora_" not in k for k in missing):
         raise CheckpointError(f"{path} does not fit this model's vision tower/projector ({len(unexpected)} "
                               f"unexpected tensors); pretrain it with the same --preset")
 
