@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +24,17 @@ def markdown_summary(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def file_stem(policy: str) -> str:
+    """A policy spec as a flat file name: ``vla:runs/dis`` -> ``vla_runs_dis``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", policy).strip("_")
+
+
 def write_report(csv_path: Path, out_dir: Path) -> pd.DataFrame:
     df = load_episodes(csv_path)
     summary = summarize(df)
     summary.to_csv(out_dir / "summary.csv", index=False)
     (out_dir / "summary.md").write_text(markdown_summary(summary) + "\n")
     for policy in df["policy"].unique():
-        plot_outcome_heatmap(df[df["policy"] == policy], policy, out_dir / f"heatmap_{policy}.png")
+        plot_outcome_heatmap(df[df["policy"] == policy], policy, out_dir / f"heatmap_{file_stem(policy)}.png")
     plot_metric_bars(summary, out_dir / "metrics.png")
     return summary

@@ -92,3 +92,5 @@ def test_the_matrix_evaluates_a_checkpoint(run, tmp_path):
     rows = list(csv.DictReader(open(out / "episodes.csv")))
     assert len(rows) == 3 and all(r["error"] == "" and r["steps"] == "20" for r in rows)
     assert {r["policy"] for r in rows} == {f"vla:{run}"}
+    heatmaps = list(out.glob("heatmap_*.png"))  # one flat file, even though the spec holds a path
+    assert len(heatmaps) == 1 and heatmaps[0].parent == out
