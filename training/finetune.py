@@ -25,6 +25,7 @@ import torch
 
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA, CheckpointError, read_checkpoint_meta
+from policies.vla.normalize import NormStats
 from policies.vla.tuning import TuneConfig, TuningError, apply_tuning, frozen_to_eval, parameter_report
 from leisaac_tasks.demos.dataset import DatasetError
 from training.data import DemoData, TrainingWindows, collate, compute_norm_stats, mixture_sampler
@@ -110,7 +111,9 @@ def train(cfg: FinetuneConfig, log=print) -> Path:
 
     data = DemoData(cfg.dataset_paths, image_size=model_cfg.image_size)
     windows = TrainingWindows(data, horizon=model_cfg.action_horizon)
-    norm = compute_norm_stats(data, horizon=model_cfg.action_horizon)
+    # A resumed run keeps the statistics it started with, so its actions keep one scale.
+    norm = NormStats.from_dict(meta["norm_stats"]) if resume_from is not None else \
+        compute_norm_stats(data, horizon=model_cfg.action_horizon)
     torch.manual_seed(cfg.seed + rank)
     model = VLA(model_cfg, norm, cfg.tune)
     if cfg.backbone_checkpoint and resume_from is None:
