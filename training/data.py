@@ -31,13 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from leisaac_tasks.demos.dataset import DatasetError, check_dataset
-from leisaac_tasks.demos.v3_files import episode_frames, read_parquet, source_episodes, width_height
+from leisaac_tasks.demos.dataset import CAMERAS, DatasetError, check_dataset
+from leisaac_tasks.demos.v3_files import (STATE_DIM, VIDEO_KEYS, check_demo_features, episode_frames, read_parquet,
+                                          source_episodes, width_height)
 from policies.vla.normalize import ARM_DIMS, NormStats
 
-CAMERAS: tuple[str, ...] = ("front", "wrist")
-VIDEO_KEYS: tuple[str, ...] = tuple(f"observation.images.{cam}" for cam in CAMERAS)
-STATE_DIM = 6
 DEFAULT_HORIZON = 16
 RESIZE_CHUNK = 32  # frames per F.interpolate call
 
@@ -127,30 +125,8 @@ class DemoData:
 def _check_training_dataset(root: Path) -> dict[str, Any]:
     """info.json of ``root`` if it is a finished v3 dataset with everything training reads; else one clear error."""
     info = check_dataset(root)  # missing or torn datasets get check_dataset's own message
-    if info.get("codebase_version") != "v3.0":
-        raise DatasetError(f"{root} is LeRobot {info.get('codebase_version')}, not v3.0; training reads the "
-                           f"datasets written by `python -m leisaac_tasks.generate`")
-    feats = info.get("features", {})
-    for key in VIDEO_KEYS:
-        ft = feats.get(key)
-        if ft is None or ft.get("dtype") != "video" or not _is_rgb(ft):
-            found = "missing" if ft is None else f"a {ft.get('dtype')} feature of shape {tuple(ft.get('shape', ()))}"
-            raise DatasetError(f"{root}: {key} is {found}; training needs RGB video from both cameras "
-                               f"({', '.join(VIDEO_KEYS)}). Record the dataset with both cameras "
-                               f"(`python -m leisaac_tasks.generate` does) or leave it out of the mix")
-    for key in ("observation.state", "action"):
-        ft = feats.get(key)
-        if ft is None or tuple(ft.get("shape", ())) != (STATE_DIM,):
-            found = "missing" if ft is None else f"of shape {tuple(ft.get('shape', ()))}"
-            raise DatasetError(f"{root}: {key} is {found}, training needs a {STATE_DIM}-vector (5 SO-101 joints in "
-                               f"degrees + gripper 0-100). Regenerate the dataset with `python -m "
-                               f"leisaac_tasks.generate` or leave it out of the mix")
+    check_demo_features(root, info, "training")
     return info
-
-
-def _is_rgb(feature: dict[str, Any]) -> bool:
-    names, shape = feature.get("names") or [], feature.get("shape") or []
-    return len(shape) == 3 and {"height", "width", "channels"} <= set(names) and shape[names.index("channels")] == 3
 
 
 def _load_episodes(root: Path, info: dict[str, Any], dataset: int, image_size: int) -> list[Episode]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import sys
 import time
@@ -26,9 +25,11 @@ import torch
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA, CheckpointError, read_checkpoint_meta
 from policies.vla.normalize import NormStats
+from policies.vla.runtime import autocast, preset, resolve_device
 from policies.vla.tuning import TuneConfig, TuningError, apply_tuning, frozen_to_eval, parameter_report
 from leisaac_tasks.demos.dataset import DatasetError
 from training.data import DemoData, TrainingWindows, collate, compute_norm_stats, mixture_sampler
+from training.schedule import cosine_with_warmup
 
 TRAINER_STATE = "trainer_state.pt"
 
@@ -55,16 +56,7 @@ class FinetuneConfig:
 
     @property
     def model_config(self) -> VLAConfig:
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown --preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        return PRESETS[self.preset]
-
-
-def cosine_with_warmup(step: int, total: int, warmup_ratio: float) -> float:
-    warmup = max(1, int(total * warmup_ratio))
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+        return preset(self.preset)
 
 
 def _dist() -> tuple[int, int, int]:
@@ -96,8 +88,9 @@ def load_backbone_weights(model: VLA, path: Path) -> None:
 
 def train(cfg: FinetuneConfig, log=print) -> Path:
     rank, world, local_rank = _dist()
-    device = torch.device(cfg.device if cfg.device != "auto" else (f"cuda:{local_rank}" if torch.cuda.is_available()
-                                                                  else "cpu"))
+    device = resolve_device(cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)  # one GPU per torchrun process
     model_cfg = cfg.model_config
     resume_from = latest_checkpoint(cfg.output_dir) if cfg.resume else None
     if cfg.output_dir.exists() and any(cfg.output_dir.iterdir()) and not cfg.resume:
@@ -152,7 +145,6 @@ def train(cfg: FinetuneConfig, log=print) -> Path:
         writer = csv.writer(log_file)
         if fresh:
             writer.writerow(["step", "loss", "lr", "seconds"])
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     began, step = time.perf_counter(), start
     for batch in loader:
         if step >= cfg.max_steps:
@@ -160,7 +152,7 @@ def train(cfg: FinetuneConfig, log=print) -> Path:
         batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         model.train()
         frozen_to_eval(model, cfg.tune)
-        with autocast:
+        with autocast(device):
             loss = trained(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

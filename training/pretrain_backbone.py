@@ -40,6 +40,8 @@ from torch import nn
 
 from policies.vla.backbone import Backbone
 from policies.vla.config import PRESETS, VLAConfig
+from policies.vla.runtime import RuntimeConfigError, autocast, preset, resolve_device
+from training.schedule import cosine_with_warmup
 
 BACKBONE_WEIGHTS = "backbone.safetensors"
 SAVED_PREFIXES = ("vision.", "projector.")
@@ -70,9 +72,7 @@ class PretrainConfig:
 
     @property
     def model_config(self) -> VLAConfig:
-        if self.preset not in PRESETS:
-            raise PretrainError(f"unknown --preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        return PRESETS[self.preset]
+        return preset(self.preset)
 
     def check(self) -> None:
         self.model_config  # noqa: B018  (validates --preset)
@@ -194,7 +194,7 @@ class ContrastivePretrainer(nn.Module):
             tok = bb.tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=max_tokens,
                                return_tensors="pt")
             mask = tok["attention_mask"].to(bb.device)
-            with _autocast(bb.device):
+            with autocast(bb.device):
                 hidden = bb.llm(input_ids=tok["input_ids"].to(bb.device), attention_mask=mask).last_hidden_state
             m = mask.unsqueeze(-1).to(hidden.dtype)
             out.append(((hidden * m).sum(1) / m.sum(1)).float())
@@ -219,12 +219,6 @@ def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch
     return (i2t + t2i) / 2
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
 def random_shift(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
     """Translate each image by up to ±pixels (edge pixels repeat); small enough to keep left/right facts true."""
     if pixels <= 0:
@@ -247,7 +241,7 @@ def evaluate(model: ContrastivePretrainer, data: CaptionSet, rows: np.ndarray, p
     images = []
     for i in range(0, len(rows), batch):
         idx = torch.as_tensor(rows[i:i + batch])
-        with _autocast(device):
+        with autocast(device):
             images.append(model.image_embedding({c: v[idx].to(device) for c, v in data.images.items()}))
     image, text = torch.cat(images), model.text_embedding(pooled[torch.as_tensor(rows)].to(device))
     truth = data.truth(rows, rows)
@@ -261,13 +255,6 @@ def evaluate(model: ContrastivePretrainer, data: CaptionSet, rows: np.ndarray, p
 
 
 # --- training ---------------------------------------------------------------------------------------------
-def cosine_with_warmup(step: int, total: int, warmup_ratio: float) -> float:
-    warmup = max(1, int(total * warmup_ratio))
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
 @dataclass
 class PretrainResult:
     model: ContrastivePretrainer
@@ -275,10 +262,6 @@ class PretrainResult:
     before: dict[str, float]
     after: dict[str, float]
     out: Path
-
-
-def resolve_device(name: str) -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
 
 
 def load_checked(cfg: PretrainConfig) -> CaptionSet:
@@ -343,7 +326,7 @@ def pretrain(cfg: PretrainConfig, model: ContrastivePretrainer | None = None, lo
             idx = torch.as_tensor(rows, device=device)
             batch = {c: random_shift(v[idx], shift, generator) for c, v in images.items()}
             truth = torch.as_tensor(data.truth(rows, rows), device=device)
-            with _autocast(device):
+            with autocast(device):
                 image = model.image_embedding(batch)
             text = model.text_embedding(pooled[idx])
             loss = contrastive_loss(image, text, model.logit_scale, truth)
@@ -412,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                          seed=a.seed, device=a.device)
     try:
         pretrain(cfg)
-    except PretrainError as exc:
+    except (PretrainError, RuntimeConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -35,10 +35,11 @@ import torch
 from eval.instructions import SEED_INSTRUCTIONS
 from eval.perturbations import FAMILIES, NEVER_PRESENT, PLACE_TEMPLATE
 from leisaac_tasks.scenarios import Scenario
-from policies.vla.config import PRESETS
 from policies.vla.images import resize_images
+from policies.vla.config import PRESETS
 from policies.vla.model import VLA
-from training.probe_vram import SYNTHETIC_NORM, resolve_device
+from policies.vla.runtime import preset, resolve_device
+from training.probe_vram import SYNTHETIC_NORM
 
 HYPOTHESIS_THRESHOLD = 0.95
 POOLINGS = ("all", "text")
@@ -87,8 +88,8 @@ class LanguageProbeConfig:
         if (self.checkpoint is None) == (self.preset is None):
             raise LanguageProbeError("give exactly one of --checkpoint DIR (a trained model) or --preset NAME "
                                      "(a fresh model)")
-        if self.preset is not None and self.preset not in PRESETS:
-            raise LanguageProbeError(f"unknown --preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.preset is not None:
+            preset(self.preset)  # a bad name fails here, with the choices
         if self.backbone_checkpoint is not None and self.checkpoint is not None:
             raise LanguageProbeError("--backbone-checkpoint only goes with --preset: a checkpoint already holds "
                                      "its vision tower")
@@ -103,7 +104,7 @@ def load_model(cfg: LanguageProbeConfig, device: torch.device) -> tuple[VLA, str
         source = f"checkpoint `{cfg.checkpoint}`"
     else:
         torch.manual_seed(cfg.seed)  # the untrained ViT and projections are random: fix them
-        model = VLA(PRESETS[cfg.preset], SYNTHETIC_NORM)
+        model = VLA(preset(cfg.preset), SYNTHETIC_NORM)
         source = f"fresh `{cfg.preset}` model (pretrained MiniLM, untrained vision tower)"
         if cfg.backbone_checkpoint is not None:
             if not (Path(cfg.backbone_checkpoint) / "backbone.safetensors").exists():

@@ -38,6 +38,7 @@ import torch
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA
 from policies.vla.normalize import NormStats
+from policies.vla.runtime import RuntimeConfigError, autocast, preset, resolve_device
 from policies.vla.tuning import TuneConfig, apply_tuning, frozen_to_eval
 
 GIB = 2**30
@@ -83,8 +84,7 @@ class ProbeConfig:
     latency_warmup: int = 3
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ProbeError(f"unknown --preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        preset(self.preset)  # a bad name fails here, with the choices
         if self.batch_size < 1:
             raise ProbeError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.steps < 0:
@@ -100,7 +100,7 @@ class ProbeConfig:
 
     @property
     def model_config(self) -> VLAConfig:
-        return replace(PRESETS[self.preset], num_inference_steps=INFERENCE_STEPS)
+        return replace(preset(self.preset), num_inference_steps=INFERENCE_STEPS)
 
 
 @dataclass
@@ -153,21 +153,6 @@ class ProbeResult:
 
 
 # --- measuring ---------------------------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ProbeError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ProbeError(f"--device {name} asked for CUDA, but torch sees no GPU here; use --device cpu for the "
-                         f"analytic estimate")
-    if device.type not in ("cpu", "cuda"):
-        raise ProbeError(f"--device {name}: only cpu and cuda are supported")
-    return device
-
-
 def synthetic_batch(cfg: VLAConfig, batch_size: int, device: torch.device, generator: torch.Generator) -> dict:
     """Random data of exactly the training batch's shapes and dtypes (see training.data.collate)."""
     s, h = cfg.image_size, cfg.action_horizon
@@ -191,13 +176,6 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 def static_bytes(trainable: int, total: int) -> int:
     """fp32 weights (autocast keeps fp32 masters) + fp32 grads + AdamW exp_avg and exp_avg_sq."""
     return 4 * total + 4 * trainable + 8 * trainable
-
-
-def _autocast(device: torch.device):
-    # Same as training.finetune: bf16 autocast on CUDA, plain fp32 on CPU.
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
 
 
 def count_saved_bytes(forward: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()) -> int:
@@ -233,7 +211,7 @@ def saved_activation_bytes(model: VLA, tune: TuneConfig, batch: dict) -> int:
     device = next(model.parameters()).device
 
     def forward() -> torch.Tensor:
-        with _autocast(device):
+        with autocast(device):
             return model(batch)
 
     return count_saved_bytes(forward, exclude=model.parameters())
@@ -253,7 +231,7 @@ def time_training(model: VLA, tune: TuneConfig, batch: dict, steps: int, device:
     def step() -> None:
         model.train()
         frozen_to_eval(model, tune)
-        with _autocast(device):
+        with autocast(device):
             loss = model(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -452,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
 
         hf_logging.set_verbosity_error()  # "pooler weights not used" is expected: GR00T reads hidden states
         result = run_probe(cfg)
-    except ProbeError as exc:
+    except (ProbeError, RuntimeConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path in write_reports(result):

@@ -36,16 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from leisaac_tasks.demos.dataset import JOURNAL, DatasetError, check_dataset
-from leisaac_tasks.demos.v3_files import episode_frames, read_parquet, source_episodes, source_tasks, width_height
+from leisaac_tasks.demos.dataset import CAMERAS, JOURNAL, DatasetError, check_dataset  # CAMERAS = so100_dualcam's
+from leisaac_tasks.demos.v3_files import (check_demo_features, episode_frames, read_parquet, source_episodes,
+                                          source_tasks, width_height)
 
 V21_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V21_VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 # GR00T resolves the language key through modality.json's original_key (here: task_index). Some GR00T docs and
 # forks read a dedicated annotation column instead, so the same index is also written under this name.
 ANNOTATION_KEY = "annotation.human.task_description"
-CAMERAS = ("front", "wrist")  # what so100_dualcam's video.front / video.wrist expect
-STATE_DIM = 6
 
 
 @dataclass(frozen=True)
@@ -76,19 +75,8 @@ def modality_json(cameras: tuple[str, ...] = CAMERAS) -> dict[str, Any]:
 
 
 def _check_features(root: Path, info: dict[str, Any]) -> None:
-    if info.get("codebase_version") != "v3.0":
-        raise DatasetError(f"{root} is LeRobot {info.get('codebase_version')}, not v3.0; this exporter reads the "
-                           f"datasets written by `python -m leisaac_tasks.generate`")
+    check_demo_features(root, info, "the GR00T export (so100_dualcam)")
     feats = info["features"]
-    for key in ("observation.state", "action"):
-        if key not in feats or tuple(feats[key]["shape"]) != (STATE_DIM,):
-            raise DatasetError(f"{root}: {key} must be a {STATE_DIM}-vector (5 SO-101 joints + gripper) for "
-                               f"so100_dualcam, found {feats.get(key, {}).get('shape')}")
-    for cam in CAMERAS:
-        ft = feats.get(f"observation.images.{cam}")
-        if ft is None or ft["dtype"] != "video":
-            raise DatasetError(f"{root} has no observation.images.{cam} video; so100_dualcam needs the "
-                               f"{' and '.join(CAMERAS)} cameras")
     for key, ft in feats.items():
         if ft["dtype"] == "video" and any(n % 2 for n in width_height(ft)):
             width, height = width_height(ft)

@@ -16,6 +16,7 @@ import torch
 from leisaac_tasks.units import lerobot_to_sim, sim_to_lerobot
 from policies.vla.images import resize_images
 from policies.vla.model import VLA
+from policies.vla.runtime import resolve_device
 
 
 class VLAPolicy:
@@ -24,7 +25,7 @@ class VLAPolicy:
     def __init__(self, checkpoint: str | Path | None = None, n_action_steps: int = 8, device: str = "auto"):
         if checkpoint is None:
             raise ValueError("the vla policy needs a checkpoint folder: --policies vla:PATH (from training.finetune)")
-        self.device = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.model = VLA.load(Path(checkpoint)).to(self.device).eval()
         self.name = f"vla:{Path(checkpoint).name}"
         self.cameras = self.model.cfg.cameras
