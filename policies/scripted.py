@@ -101,6 +101,7 @@ class ScriptedExpert(_ScriptedPickPlace):
 
 class VisualHeuristic(_ScriptedPickPlace):
     name = "blind"
+    language_blind = True  # a control: its language influence index must be 0
 
     def choose(self, info: dict[str, Any]) -> str | None:
         if any(self.on_plate(info, n) for n in INGREDIENTS):
