@@ -20,12 +20,19 @@ def register_policy(name: str, import_path: str) -> None:
 
 
 def make_policy(spec: str, **kwargs: Any) -> Policy:
-    """``spec`` is a registered name, optionally with one argument after a colon: ``vla:runs/dis``."""
+    """``spec`` is a registered name, optionally with one argument after the first colon: ``vla:runs/dis``.
+
+    A class with a ``from_spec(arg, **kwargs)`` classmethod reads the argument itself (``gr00t:host:5555``);
+    otherwise the argument is passed as ``checkpoint``.
+    """
     name, _, arg = spec.partition(":")
-    if arg:
-        kwargs = {"checkpoint": arg, **kwargs}
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(sorted(POLICIES))} "
                          f"(e.g. --policies expert,blind)")
     module, attr = POLICIES[name].split(":")
-    return getattr(importlib.import_module(module), attr)(**kwargs)
+    cls = getattr(importlib.import_module(module), attr)
+    if hasattr(cls, "from_spec"):
+        return cls.from_spec(arg, **kwargs)
+    if arg:
+        kwargs = {"checkpoint": arg, **kwargs}
+    return cls(**kwargs)
