@@ -3,6 +3,11 @@
     python eval/run_matrix.py                        # both baselines, seed instructions + all perturbations
     python eval/run_matrix.py --policies blind --families none --seeds 5 --out reports/runs/blind
     python eval/run_matrix.py --out reports/matrix --resume   # finish an interrupted run
+    python eval/run_matrix.py --workers 2                     # episodes in 2 processes, same outcomes
+
+Seeds: episode (scenario, instruction, seed s) resets the env's layout jitter and the policy's randomness with s.
+Every instruction of a scenario runs on the same seeds 0..N-1, so instructions are compared on identical scenes
+(the language influence index pairs them), and any row replays exactly from its (policy, scenario, instruction, seed).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from tqdm import tqdm  # noqa: E402
 
 from eval.instructions import SEED_INSTRUCTIONS, Instruction  # noqa: E402
 from eval.perturbations import build_instructions, family_names, load_instruction_file  # noqa: E402
+from eval.parallel import WorkerCrash, run_parallel  # noqa: E402
 from eval.report import markdown_summary, write_report  # noqa: E402
 from eval.results import ResultStore  # noqa: E402
 from eval.runner import Episode, policy_cameras, run_episode  # noqa: E402
@@ -40,6 +46,7 @@ class MatrixConfig:
     max_steps: int = MAX_EPISODE_STEPS
     out: Path = Path("reports/matrix")
     resume: bool = False
+    workers: int = 1
 
     def episodes(self) -> list[Episode]:
         """Deterministic order; each cell's seed is the seed index itself, so a cell replays from its row."""
@@ -59,8 +66,15 @@ def run(cfg: MatrixConfig, progress: bool = True) -> Path:
         cfg.out.mkdir(parents=True, exist_ok=True)
         store = ResultStore(cfg.out / "episodes.csv", resume=cfg.resume)
         todo = [e for e in episodes if e.key() not in store.done]
-        for episode in tqdm(todo, desc="episodes", disable=not progress, unit="ep"):
-            store.append(run_episode(env, policies[episode.policy], episode, cfg.max_steps))
+        bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
+        if cfg.workers > 1:
+            env.close()  # each worker builds its own
+            run_parallel(cfg, todo, store.append, cfg.workers, on_row=bar.update)
+        else:
+            for episode in todo:
+                store.append(run_episode(env, policies[episode.policy], episode, cfg.max_steps))
+                bar.update()
+        bar.close()
     finally:
         env.close()
     summary = write_report(store.path, cfg.out)
@@ -88,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> MatrixConfig:
     p.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
     p.add_argument("--out", type=Path, default=Path("reports/matrix"))
     p.add_argument("--resume", action="store_true", help="skip episodes already in OUT/episodes.csv")
+    p.add_argument("--workers", type=int, default=1,
+                   help="episodes run in N parallel processes (each renders and simulates on its own core)")
     a = p.parse_args(argv)
     try:
         scenarios = (scenario_set(a.include_ninth) if a.scenarios == "seed"
@@ -96,18 +112,21 @@ def parse_args(argv: list[str] | None = None) -> MatrixConfig:
         extra = tuple(load_instruction_file(a.instructions_file)) if a.instructions_file else ()
         if a.seeds < 1:
             raise ValueError("--seeds must be at least 1")
+        if a.workers < 1:
+            raise ValueError("--workers must be at least 1")
     except ValueError as exc:
         p.error(str(exc))
     return MatrixConfig(policies=_csv(a.policies), scenarios=scenarios, families=tuple(families),
                         extra_instructions=extra, seeds=tuple(range(a.seeds)), backend=a.backend,
-                        image_size=a.image_size, max_steps=a.max_steps, out=a.out, resume=a.resume)
+                        image_size=a.image_size, max_steps=a.max_steps, out=a.out, resume=a.resume,
+                        workers=a.workers)
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
         run(cfg)
-    except ValueError as exc:  # bad policy/backend name, foreign results file: one line, nothing lost
+    except (ValueError, WorkerCrash) as exc:  # bad policy/backend name, foreign results file: one line, nothing lost
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -57,8 +57,8 @@ def test_foreign_csv_is_rejected(tmp_path):
 
 
 def test_unknown_policy_is_one_clear_error():
-    with pytest.raises(ValueError, match="unknown policy 'gr00t'; choose from blind, expert"):
-        make_policy("gr00t")
+    with pytest.raises(ValueError, match="unknown policy .nope.; choose from .*blind, expert"):
+        make_policy("nope")
 
 
 @pytest.mark.parametrize("args,message", [
