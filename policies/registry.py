@@ -12,6 +12,9 @@ POLICIES: dict[str, str] = {
     "expert": "policies.scripted:ScriptedExpert",
     "blind": "policies.scripted:VisualHeuristic",
     "vla": "policies.vla.policy:VLAPolicy",  # needs a checkpoint: --policies vla:runs/dis
+    "gr00t": "policies.gr00t.n15:Gr00tN15Policy",  # a GR00T N1.5 server: gr00t, gr00t:PORT, gr00t:HOST:PORT
+    "gr00t16": "policies.gr00t.n16:Gr00tN16Policy",  # a GR00T N1.6 server, same specs
+    "lerobot": "policies.lerobot_policy:LeRobotPolicy",  # a LeRobot pretrained-policy folder: lerobot:PATH
 }
 
 

@@ -1,0 +1,416 @@
+"""GR00T remote policies: the wire format, N1.5/N1.6 clients against live `serve` processes, and failures.
+
+Servers are real `python -m policies.gr00t.serve` processes on free localhost ports, serving a tiny random-weight
+VLA checkpoint; clients are the registered `gr00t`/`gr00t16` policies. The reference for every action is an
+in-process `VLAPolicy` on the same checkpoint, seed and observations.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import torch
+import zmq
+
+from eval.instructions import SEED_INSTRUCTIONS, Instruction
+from eval.runner import Episode, run_episode
+from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.intent import Intent
+from leisaac_tasks.scenarios import Scenario, scenario_set
+from leisaac_tasks.units import sim_to_lerobot
+from policies.base import PolicyError
+from policies.gr00t import serve, wire
+from policies.gr00t.client import TOKEN_ENV, ServerUnavailable, parse_spec
+from policies.gr00t.n15 import Gr00tN15Policy
+from policies.gr00t.n16 import Gr00tN16Policy
+from policies.gr00t.transport import Connection, Endpoint
+from policies.registry import make_policy
+from policies.vla.config import PRESETS
+from policies.vla.model import VLA
+from policies.vla.normalize import NormStats
+from policies.vla.policy import VLAPolicy
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "chefmate-test-token"
+IMAGE_SIZE = 64
+CHUNK_STEPS = 8
+STEPS = 2 * CHUNK_STEPS + 1  # three chunk requests per episode: chunks 0, 1 and 2 of the noise stream
+
+
+# --- fixtures: one checkpoint, live servers --------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Both sides on one thread: the same float reduction order, and no thread spinning on a shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    arm_state = ((-100.0,) * 5 + (0.0,), (100.0,) * 5 + (100.0,))
+    norm = NormStats(*arm_state, action_min=(-30.0,) * 5 + (0.0,), action_max=(30.0,) * 5 + (100.0,),
+                     horizon=PRESETS["tiny"].action_horizon)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    VLA(PRESETS["tiny"], norm).save(path)
+    return path
+
+
+class Served:
+    """A `python -m policies.gr00t.serve` process; its port comes from the ready line (started with port 0)."""
+
+    def __init__(self, checkpoint: Path, log: Path, *args: str):
+        self.checkpoint, self.log, self.args, self.port = checkpoint, log, args, 0
+        self.start()
+
+    def start(self) -> "Served":
+        """(Re)start on the same port: clients keep their address across a server restart."""
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        env.pop(TOKEN_ENV, None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "policies.gr00t.serve", "--checkpoint", str(self.checkpoint), "--port",
+             str(self.port), *self.args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log.open("ab"),
+            text=True)
+        return self
+
+    def wait_ready(self, within: float = 90.0) -> "Served":
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if ready:
+                line = self.proc.stdout.readline()
+                if "Server is ready and listening on tcp://" in line:
+                    self.port = int(line.split("tcp://", 1)[1].split()[0].rsplit(":", 1)[1])
+                    return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+        raise AssertionError(f"serve not ready within {within} s: {self.log.read_text()[-2000:]}")
+
+
+
+@pytest.fixture(scope="module")
+def servers(checkpoint, tmp_path_factory):
+    """An N1.5 server with a token and request recording, and an N1.6 server; started together (startup is
+    mostly imports)."""
+    tmp = tmp_path_factory.mktemp("servers")
+    n15 = Served(checkpoint, tmp / "n15.log", "--api-token", TOKEN, "--record-dir", str(tmp / "requests"))
+    n16 = Served(checkpoint, tmp / "n16.log", "--protocol", "n1.6")
+    try:
+        yield {"n1.5": n15.wait_ready(), "n1.6": n16.wait_ready(), "records": tmp / "requests"}
+    finally:  # SIGKILL: a graceful exit spends seconds finalising torch, and nothing here depends on it
+        for served in (n15, n16):
+            served.proc.kill()
+            served.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = SandwichEnv(image_size=IMAGE_SIZE)
+    yield e
+    e.close()
+
+
+def raw_call(port: int, message: object, timeout_ms: int = 20000) -> object:
+    """One request on a plain REQ socket, the way any upstream client would send it; bytes go as they are."""
+    with zmq.Context() as ctx, ctx.socket(zmq.REQ) as sock:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://127.0.0.1:{port}")
+        sock.send(message if isinstance(message, bytes) else wire.pack(message))
+        assert sock.poll(timeout_ms), "the server did not answer"
+        return wire.unpack(sock.recv())
+
+
+def lockstep(env: SandwichEnv, remote, local: VLAPolicy, scenario: Scenario, instruction: str, seed: int,
+             steps: int = STEPS) -> tuple[float, list[dict]]:
+    """Both policies see the same observations; the remote one drives. Returns the largest action difference
+    (radians) and, per chunk request, what the client should have sent."""
+    obs, info = env.reset(seed=seed, options={"scenario": scenario, "instruction": instruction})
+    remote.reset(instruction, seed)
+    local.reset(instruction, seed)
+    worst, sent = 0.0, []
+    for step in range(steps):
+        if step % CHUNK_STEPS == 0:
+            sent.append({"front": obs["front"].copy(), "wrist": obs["wrist"].copy(), "state": obs["state"].copy(),
+                         "instruction": instruction, "seed": seed, "chunk": step // CHUNK_STEPS})
+        action, reference = remote.act(obs, info), local.act(obs, info)
+        assert action.shape == (6,)
+        worst = max(worst, float(np.abs(action - reference).max()))
+        obs, _, _, _, info = env.step(action)
+    return worst, sent
+
+
+# --- the wire format ----------------------------------------------------------------------------------------------
+def test_arrays_round_trip_with_dtype_shape_and_values_encoded_as_upstream():
+    rng = np.random.default_rng(0)
+    arrays = {
+        "frames": rng.integers(0, 256, (1, 4, 5, 3), dtype=np.uint8),
+        "float32": rng.normal(size=(16, 5)).astype(np.float32),
+        "float64": np.array([[1.0 / 3.0]]),
+        "int64_empty": np.zeros((0, 3), dtype=np.int64),
+        "bool": np.array([True, False, True]),
+        "float16_scalar": np.array(2.5, dtype=np.float16),
+        "big_endian": np.arange(4, dtype=">f8"),
+        "fortran": np.asfortranarray(rng.normal(size=(3, 4))),
+        "strided": np.arange(20, dtype=np.int32)[::3],
+    }
+    message = {"endpoint": "get_action", "data": {**arrays, "nested": [arrays["float32"], {"x": arrays["bool"]}],
+                                                  "text": ["pick up the bread"]}}
+    back = wire.unpack(wire.pack(message))
+    for name, original in arrays.items():
+        got = back["data"][name]
+        assert got.dtype == original.dtype and got.shape == original.shape, name
+        np.testing.assert_array_equal(got, original)
+    np.testing.assert_array_equal(back["data"]["nested"][0], arrays["float32"])
+    np.testing.assert_array_equal(back["data"]["nested"][1]["x"], arrays["bool"])
+    assert back["data"]["text"] == ["pick up the bread"]
+
+    # Byte level: an array is the map Isaac-GR00T's MsgSerializer writes, {"__ndarray_class__": True,
+    # "as_npy": np.save bytes}, readable by plain msgpack + np.load without this module.
+    plain = msgpack.unpackb(wire.pack({"a": arrays["float32"]}))
+    assert set(plain["a"]) == {"__ndarray_class__", "as_npy"} and plain["a"]["__ndarray_class__"] is True
+    np.testing.assert_array_equal(np.load(io.BytesIO(plain["a"]["as_npy"]), allow_pickle=False), arrays["float32"])
+
+
+def test_request_envelope_and_bad_bytes():
+    assert wire.request("ping") == {"endpoint": "ping"}  # input-less endpoints carry no data, as upstream
+    assert wire.request("get_action", {"k": 1}, "tok") == {"endpoint": "get_action", "data": {"k": 1},
+                                                           "api_token": "tok"}
+    with pytest.raises(wire.WireError, match="not a GR00T msgpack message"):
+        wire.unpack(b"\xc1\x00 definitely not msgpack")
+    with pytest.raises(TypeError, match="numpy arrays"):
+        wire.pack({"x": object()})
+
+
+def test_specs_parse_host_port_and_options():
+    assert (parse_spec("", "gr00t").host, parse_spec("", "gr00t").port) == ("localhost", 5555)
+    assert parse_spec("6000", "gr00t").port == 6000
+    assert (parse_spec("gpu-box", "gr00t").host, parse_spec("gpu-box", "gr00t").port) == ("gpu-box", 5555)
+    cfg = parse_spec("10.0.0.2:5556?n_action_steps=16&timeout_s=2.5", "gr00t")
+    assert (cfg.host, cfg.port, cfg.n_action_steps, cfg.timeout_s) == ("10.0.0.2", 5556, 16, 2.5)
+    with pytest.raises(ValueError, match="port 'x' is not a number"):
+        parse_spec("host:x", "gr00t")
+    with pytest.raises(ValueError, match="unknown option 'speed=3'"):
+        parse_spec("host:1?speed=3", "gr00t")
+
+
+# --- N1.5 end to end: every matrix cell -------------------------------------------------------------------------
+def test_every_cell_round_trips_the_observation_and_matches_the_in_process_vla(servers, checkpoint, env,
+                                                                               monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)  # the token reaches the client from the environment
+    port, records = servers["n1.5"].port, servers["records"]
+    remote = make_policy(f"gr00t:127.0.0.1:{port}?n_action_steps={CHUNK_STEPS}&timeout_s=30")
+    local = VLAPolicy(checkpoint, n_action_steps=CHUNK_STEPS, device="cpu")
+    assert remote.cameras == ("front", "wrist") and not remote.privileged
+    already = set(records.iterdir())
+    worst, expected = 0.0, []
+    for index, scenario in enumerate(scenario_set()):
+        instruction = SEED_INSTRUCTIONS[index % len(SEED_INSTRUCTIONS)].text
+        diff, sent = lockstep(env, remote, local, scenario, instruction, seed=100 + index)
+        worst = max(worst, diff)
+        expected += sent
+    remote.close()
+    assert len(expected) == 8 * 3
+    assert worst < 1e-5, f"remote and in-process actions differ by {worst} rad"
+
+    # What the server received, byte for byte (--record-dir), is the observation the client saw.
+    received = [wire.unpack(p.read_bytes()) for p in sorted(set(records.iterdir()) - already)]
+    requests = [r for r in received if r.get("endpoint") == "get_action"]
+    assert len(requests) == len(expected)
+    for request, want in zip(requests, expected):
+        data = request["data"]
+        assert request["api_token"] == TOKEN
+        assert request["options"] == {"seed": want["seed"], "chunk": want["chunk"]}
+        for cam in ("front", "wrist"):
+            frame = data[f"video.{cam}"]
+            assert frame.dtype == np.uint8 and frame.shape == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
+            np.testing.assert_array_equal(frame[0], want[cam])
+        lerobot = sim_to_lerobot(want["state"])
+        assert data["state.single_arm"].shape == (1, 5) and data["state.gripper"].shape == (1, 1)
+        np.testing.assert_array_equal(data["state.single_arm"][0], lerobot[:5])
+        np.testing.assert_array_equal(data["state.gripper"][0], lerobot[5:])
+        assert data["annotation.human.task_description"] == [want["instruction"]]
+    print(f"\n8 cells x 3 chunks: largest remote-vs-in-process action difference {worst:.2e} rad")
+
+
+def test_n15_reply_has_upstream_shapes(servers):
+    """Upstream's unbatched reply: np.squeeze drops the batch dim and the gripper's width-1 axis."""
+    frame = np.zeros((1, 48, 80, 3), np.uint8)  # any image size: the server resizes
+    data = {"video.front": frame, "video.wrist": frame, "state.single_arm": np.zeros((1, 5)),
+            "state.gripper": np.full((1, 1), 50.0), "annotation.human.task_description": ["do not pick up the cheese"]}
+    reply = raw_call(servers["n1.5"].port, wire.request("get_action", data, TOKEN))
+    assert set(reply) == {"action.single_arm", "action.gripper"}
+    assert reply["action.single_arm"].shape == (16, 5) and reply["action.gripper"].shape == (16,)
+    assert reply["action.single_arm"].dtype == reply["action.gripper"].dtype == np.float32
+    # no options: seed 0, chunk 0, so the same observation always gets the same chunk
+    again = raw_call(servers["n1.5"].port, wire.request("get_action", data, TOKEN))
+    np.testing.assert_array_equal(again["action.single_arm"], reply["action.single_arm"])
+
+
+# --- N1.6 --------------------------------------------------------------------------------------------------------
+def test_n16_round_trip(servers, checkpoint, env):
+    port = servers["n1.6"].port
+    remote = make_policy(f"gr00t16:{port}")
+    assert isinstance(remote, Gr00tN16Policy) and remote.name == f"gr00t16:localhost:{port}"
+    local = VLAPolicy(checkpoint, n_action_steps=CHUNK_STEPS, device="cpu")
+    worst = 0.0
+    for scenario, seed in ((Scenario.parse("H,H"), 7), (Scenario.parse("P,-"), 8)):
+        diff, _ = lockstep(env, remote, local, scenario, SEED_INSTRUCTIONS[1].text, seed)
+        worst = max(worst, diff)
+    remote.close()
+    assert worst < 1e-5, f"N1.6 remote and in-process actions differ by {worst} rad"
+
+    observation = {"video": {"front": np.zeros((1, 1, 32, 32, 3), np.uint8),
+                             "wrist": np.zeros((1, 1, 32, 32, 3), np.uint8)},
+                   "state": {"single_arm": np.zeros((1, 1, 5), np.float32),
+                             "gripper": np.zeros((1, 1, 1), np.float32)},
+                   "language": {"annotation.human.task_description": [["pick up the bread"]]}}
+    action, info = raw_call(port, wire.request("get_action", {"observation": observation, "options": None}))
+    assert action["single_arm"].shape == (1, 16, 5) and action["gripper"].shape == (1, 16, 1)
+    assert action["single_arm"].dtype == np.float32 and info == {}
+    assert raw_call(port, wire.request("reset", {"options": {"seed": 3}})) == {}
+    config = raw_call(port, wire.request("get_modality_config"))
+    assert config["video"]["modality_keys"] == ["front", "wrist"]
+    assert config["action"]["delta_indices"] == list(range(16))
+
+
+# --- bad requests and failures -------------------------------------------------------------------------------------
+def test_bad_requests_get_error_replies_and_the_server_keeps_serving(servers):
+    port = servers["n1.5"].port
+    assert raw_call(port, wire.request("ping")) == {"error": wire.UNAUTHORIZED}  # no token: upstream's exact reply
+    assert raw_call(port, wire.request("ping", api_token="wrong")) == {"error": wire.UNAUTHORIZED}
+    assert "not a GR00T msgpack message" in raw_call(port, b"\xc1 garbage")["error"]
+    assert "must be a map" in raw_call(port, msgpack.packb([1, 2, 3]))["error"]
+    assert raw_call(port, wire.request("fly", api_token=TOKEN))["error"].startswith("Unknown endpoint: fly")
+    partial = {"video.front": np.zeros((1, 8, 8, 3), np.uint8), "state.single_arm": np.zeros((1, 5)),
+               "state.gripper": np.zeros((1, 1)), "annotation.human.task_description": ["x"]}
+    assert "video.wrist" in raw_call(port, wire.request("get_action", partial, TOKEN))["error"]
+    wrong_dtype = {**partial, "video.wrist": np.zeros((1, 8, 8, 3), np.float32)}
+    assert "uint8" in raw_call(port, wire.request("get_action", wrong_dtype, TOKEN))["error"]
+    assert raw_call(port, wire.request("ping", api_token=TOKEN)) == wire.PING_REPLY
+
+
+def test_wrong_token_is_refused_at_construction(servers):
+    with pytest.raises(ServerUnavailable, match="rejected the API token") as caught:
+        Gr00tN15Policy(port=servers["n1.5"].port, api_token="not-the-token")
+    assert isinstance(caught.value, PolicyError)
+    assert isinstance(caught.value, ValueError)  # run_matrix reports it in one line before touching results
+
+
+def test_no_server_is_refused_at_construction(unused_port):
+    start = time.monotonic()
+    with pytest.raises(ServerUnavailable, match=f"no reply from the GR00T server at tcp://127.0.0.1:{unused_port}"):
+        Gr00tN15Policy(host="127.0.0.1", port=unused_port, connect_timeout_s=0.5)
+    assert time.monotonic() - start < 3.0
+
+
+def test_an_error_reply_becomes_a_policy_error_row(servers, env):
+    """The N1.5 client talking to the N1.6 server: the server answers with an error, once, not retried."""
+    client = Gr00tN15Policy(port=servers["n1.6"].port, timeout_s=30, retries=3)
+    episode = Episode("gr00t", Scenario.parse("H,-"), SEED_INSTRUCTIONS[0], seed=0)
+    start = time.monotonic()
+    row = run_episode(env, client, episode, max_steps=5)
+    client.close()
+    assert row["behaviour"] == "policy_error" and row["success"] == 0
+    assert row["error"].startswith("ServerErrorReply:") and "--protocol n1.5" in row["error"]
+    assert time.monotonic() - start < 20  # answered, so no timeout was waited out
+
+
+def test_a_slow_reply_is_retried_on_a_fresh_socket_and_never_mistaken_for_a_later_one(unused_port):
+    """A stand-in server on a real REP socket answers its first request late: the client gives up on it, retries
+    on a new socket and gets the answer to the retry, not the stale one."""
+    seen: list[int] = []
+
+    def slow_then_fast() -> None:
+        with zmq.Context() as ctx, ctx.socket(zmq.REP) as sock:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.bind(f"tcp://127.0.0.1:{unused_port}")
+            for delay in (1.5, 0.0):
+                request = wire.unpack(sock.recv())
+                seen.append(request["data"]["attempt_id"])
+                time.sleep(delay)
+                sock.send(wire.pack({"answer_to": len(seen)}))
+
+    server = threading.Thread(target=slow_then_fast, daemon=True)
+    server.start()
+    connection = Connection(Endpoint("127.0.0.1", unused_port, timeout_s=0.5, retries=2))
+    start = time.monotonic()
+    reply = connection.call("get_action", {"attempt_id": 7})
+    connection.close()
+    server.join(timeout=5)
+    assert seen == [7, 7]  # the same request, sent twice
+    assert reply == {"answer_to": 2}  # the first (late) answer went to the closed socket
+    assert 1.5 <= time.monotonic() - start < 4.0
+
+
+def test_serve_refuses_bad_input_in_one_line(servers, checkpoint, tmp_path, capsys):
+    assert serve.main(["--checkpoint", str(tmp_path / "nowhere")]) == 2
+    assert "is not a VLA checkpoint" in capsys.readouterr().err
+    assert serve.main(["--checkpoint", str(checkpoint), "--port", str(servers["n1.6"].port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot listen on 127.0.0.1:") and err.count("\n") == 1
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class KillServerAt:
+    """Drives a policy and SIGKILLs the server process just before step ``step`` (mid-episode)."""
+
+    def __init__(self, policy, served: Served, step: int):
+        self.policy, self.served, self.step = policy, served, step
+        self.name, self.cameras, self.privileged = policy.name, policy.cameras, policy.privileged
+        self.steps, self.killed_at = 0, None
+
+    def reset(self, instruction: str, seed: int) -> None:
+        self.policy.reset(instruction, seed)
+
+    @property
+    def done(self) -> bool:
+        return self.policy.done
+
+    def act(self, observation, info):
+        if self.steps == self.step:
+            self.served.proc.kill()
+            self.served.proc.wait()
+            self.killed_at = time.monotonic()
+        self.steps += 1
+        return self.policy.act(observation, info)
+
+
+def test_killed_server_costs_only_its_episode_and_a_restart_recovers(servers, env):
+    """Last in the file: it kills the shared N1.5 server and leaves a restarted one behind."""
+    served, timeout_s, retries = servers["n1.5"], 2.0, 1
+    client = Gr00tN15Policy(port=served.port, api_token=TOKEN, timeout_s=timeout_s, retries=retries,
+                            n_action_steps=CHUNK_STEPS)
+    killer = KillServerAt(client, served, step=3)  # chunk 0 has arrived; chunk 1 (step 8) meets a dead server
+    cell = Episode("gr00t", Scenario.parse("H,H"), Instruction("pick up the bread", Intent("place", "bread")), 1)
+    row = run_episode(env, killer, cell, max_steps=STEPS)
+    failed_after = time.monotonic() - killer.killed_at
+    assert row["behaviour"] == "policy_error" and row["steps"] == CHUNK_STEPS
+    assert row["error"].startswith("PolicyError: no reply from the GR00T server")
+    assert f"({retries + 1} attempts)" in row["error"] and "policies.gr00t.serve" in row["error"]
+    budget = timeout_s * (retries + 1)
+    assert budget <= failed_after < budget + 3.0, failed_after  # it retried, then gave up on time
+
+    served.start().wait_ready()  # same port; the client's next (fresh) socket reaches it
+    row = run_episode(env, client, Episode("gr00t", Scenario.parse("H,-"), SEED_INSTRUCTIONS[0], 2), max_steps=STEPS)
+    assert row["error"] == "" and row["behaviour"] != "policy_error" and row["steps"] == STEPS
+    client.close()
