@@ -1,0 +1,5 @@
+import sys
+
+from eval.real_arm.cli import main
+
+sys.exit(main())
