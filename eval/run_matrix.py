@@ -4,6 +4,7 @@
     python eval/run_matrix.py --policies blind --families none --seeds 5 --out reports/runs/blind
     python eval/run_matrix.py --out reports/matrix --resume   # finish an interrupted run
     python eval/run_matrix.py --workers 2                     # episodes in 2 processes, same outcomes
+    python eval/run_matrix.py --robot so101 --robot-port /dev/ttyACM0 ...   # on a real SO-101 (python -m eval.real_arm -h)
 
 Seeds: episode (scenario, instruction, seed s) resets the env's layout jitter and the policy's randomness with s.
 Every instruction of a scenario runs on the same seeds 0..N-1, so instructions are compared on identical scenes
@@ -25,6 +26,7 @@ from tqdm import tqdm  # noqa: E402
 from eval.instructions import SEED_INSTRUCTIONS, Instruction  # noqa: E402
 from eval.perturbations import build_instructions, family_names, load_instruction_file  # noqa: E402
 from eval.parallel import WorkerCrash, run_parallel  # noqa: E402
+from eval.provenance import write_manifest  # noqa: E402
 from eval.report import markdown_summary, write_report  # noqa: E402
 from eval.results import ResultStore  # noqa: E402
 from eval.runner import Episode, policy_cameras, run_episode  # noqa: E402
@@ -57,7 +59,7 @@ class MatrixConfig:
                 for seed in self.seeds]
 
 
-def run(cfg: MatrixConfig, progress: bool = True) -> Path:
+def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None) -> Path:
     # Everything that can reject the config runs before the results file is touched.
     episodes = cfg.episodes()
     policies = {name: make_policy(name) for name in cfg.policies}
@@ -65,6 +67,7 @@ def run(cfg: MatrixConfig, progress: bool = True) -> Path:
     try:
         cfg.out.mkdir(parents=True, exist_ok=True)
         store = ResultStore(cfg.out / "episodes.csv", resume=cfg.resume)
+        write_manifest(cfg.out, argv if argv is not None else sys.argv, policies)
         todo = [e for e in episodes if e.key() not in store.done]
         bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
         if cfg.workers > 1:
@@ -123,6 +126,11 @@ def parse_args(argv: list[str] | None = None) -> MatrixConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--robot" or a.startswith("--robot=") for a in argv):  # the same grid on an arm, operator-guided
+        from eval.real_arm.cli import main as real_arm_main
+
+        return real_arm_main(argv)
     cfg = parse_args(argv)
     try:
         run(cfg)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from eval import heuristic, oracle
 from eval.instructions import Instruction
 from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.outcomes import EpisodeOutcome
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario
-from policies.base import Policy
+from policies.base import Policy, PolicyError
 
 SETTLE_STEPS = 15  # after a policy is done, let the physics come to rest before judging
+
+# Called with (step, observation) after reset (step 0) and after every env step: how a replay records frames.
+StepCallback = Callable[[int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -27,41 +32,57 @@ class Episode:
         return (self.policy, self.scenario.label, self.instruction.text, str(self.seed))
 
 
-def run_episode(env: SandwichEnv, policy: Policy, episode: Episode, max_steps: int) -> dict[str, Any]:
+def run_episode(env: SandwichEnv, policy: Policy, episode: Episode, max_steps: int,
+                on_step: StepCallback | None = None) -> dict[str, Any]:
     start = time.perf_counter()
-    row: dict[str, Any] = {
-        "policy": episode.policy, "backend": env.sim.name, "scenario": episode.scenario.label,
-        "instruction": episode.instruction.text, "family": episode.instruction.family,
-        "intent": str(episode.instruction.intent), "seed": episode.seed, "error": "",
-    }
+    error = ""
     steps = 0
     try:
         obs, info = env.reset(seed=episode.seed, options={"scenario": episode.scenario,
                                                           "instruction": episode.instruction.text})
         policy.reset(episode.instruction.text, episode.seed)
+        if on_step:
+            on_step(steps, obs)
         settle = SETTLE_STEPS
         while steps < max_steps and settle > 0:
             obs, _, _, _, info = env.step(policy.act(obs, info))
             steps += 1
+            if on_step:
+                on_step(steps, obs)
             if policy.done:
                 settle -= 1
     except Exception as exc:  # the grid goes on; the row says what broke
-        row["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
-        traceback.print_exc()
-    outcome = env.outcome()
+        error = error_text(exc)
+        if isinstance(exc, PolicyError):  # already one line naming the fix; a down server would flood the log
+            print(f"policy_error: {error}", file=sys.stderr)
+        else:
+            traceback.print_exc()
+    return episode_row(episode, env.sim.name, env.outcome(), error, steps, env.sim.sim_time(),
+                       time.perf_counter() - start)
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
+
+
+def episode_row(episode: Episode, backend: str, outcome: EpisodeOutcome, error: str, steps: int,
+                sim_seconds: float, wall_seconds: float) -> dict[str, Any]:
+    """One CSV row (eval/results.py COLUMNS): every backend and runner builds its rows here."""
     expected = oracle.expected(episode.scenario, episode.instruction.intent)
-    row.update({
+    return {
+        "policy": episode.policy, "backend": backend, "scenario": episode.scenario.label,
+        "instruction": episode.instruction.text, "family": episode.instruction.family,
+        "intent": str(episode.instruction.intent), "seed": episode.seed, "error": error,
         **{name: outcome.per_ingredient[name].value for name in INGREDIENTS},
-        "behaviour": "policy_error" if row["error"] else outcome.behaviour,
+        "behaviour": "policy_error" if error else outcome.behaviour,
         "outcome_label": outcome.label,
         "expected": oracle.describe(expected),
-        "success": int(not row["error"] and oracle.judge(expected, outcome)),
-        "heuristic_agreement": int(not row["error"] and heuristic.agrees(episode.scenario, outcome.behaviour)),
+        "success": int(not error and oracle.judge(expected, outcome)),
+        "heuristic_agreement": int(not error and heuristic.agrees(episode.scenario, outcome.behaviour)),
         "steps": steps,
-        "sim_seconds": round(env.sim.sim_time(), 3),
-        "wall_seconds": round(time.perf_counter() - start, 3),
-    })
-    return row
+        "sim_seconds": round(sim_seconds, 3),
+        "wall_seconds": round(wall_seconds, 3),
+    }
 
 
 def policy_cameras(policies: dict[str, Policy]) -> tuple[str, ...]:
