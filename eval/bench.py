@@ -39,9 +39,10 @@ def env_steps_per_second(cameras: tuple[str, ...], image_size: int, steps: int) 
     return rate
 
 
-def grid_episodes_per_minute(seeds: int) -> tuple[float, int]:
+def grid_episodes_per_minute(seeds: int, workers: int = 1) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as out:
-        cfg = MatrixConfig(scenarios=SEED_SCENARIOS, families=(), seeds=tuple(range(seeds)), out=Path(out))
+        cfg = MatrixConfig(scenarios=SEED_SCENARIOS, families=(), seeds=tuple(range(seeds)), out=Path(out),
+                           workers=workers)
         n = len(cfg.episodes())
         start = time.perf_counter()
         run(cfg, progress=False)
@@ -65,6 +66,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--grid-seeds", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="also time the grid with this many worker processes")
     p.add_argument("--demos", type=int, default=6, help="demos generated for the demo rows (0 skips them)")
     a = p.parse_args()
     rows = [
@@ -72,8 +74,10 @@ def main() -> None:
         (f"env steps/s, front only {a.image_size}²", env_steps_per_second(("front",), a.image_size, a.steps)),
         (f"env steps/s, front + wrist {a.image_size}²", env_steps_per_second(("front", "wrist"), a.image_size, a.steps)),
     ]
-    per_min, n = grid_episodes_per_minute(a.grid_seeds)
-    rows.append((f"grid episodes/min (both baselines, 8 cells × 3 seed instructions, {n} episodes)", per_min))
+    for workers in sorted({1, a.workers}):
+        per_min, n = grid_episodes_per_minute(a.grid_seeds, workers)
+        rows.append((f"grid episodes/min (both baselines, 8 cells × 3 seed instructions, {n} episodes, "
+                     f"--workers {workers})", per_min))
     if a.demos:
         for name, value in demo_generation(a.image_size, a.demos).items():
             rows.append((f"demo generation, front + wrist {a.image_size}², {a.demos} demos: {name}", value))
