@@ -1,4 +1,8 @@
-"""Sandwich tasks for the SO-101: one scene spec, several simulator backends, Gymnasium ids."""
+"""Sandwich tasks for the SO-101: one scene spec, several simulator backends, Gymnasium ids.
+
+The ids take ``backend=`` (``"mujoco"``, the default, or ``"isaaclab"`` with ``num_envs=N``); backends are
+imported only when an env is made.
+"""
 
 from gymnasium.envs.registration import register, registry
 
@@ -12,5 +16,5 @@ _IDS = {
 
 for _env_id, _task in _IDS.items():
     if _env_id not in registry:
-        register(id=_env_id, entry_point="leisaac_tasks.env:SandwichEnv", kwargs={"task": _task},
+        register(id=_env_id, entry_point="leisaac_tasks.gym_entry:make_sandwich_env", kwargs={"task": _task},
                  max_episode_steps=MAX_EPISODE_STEPS)

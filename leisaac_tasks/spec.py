@@ -61,6 +61,7 @@ class HolderSpec:
     slot_clearance: float = 0.005  # total gap around a slice, so it drops in without jamming
     slot_x_offsets: tuple[tuple[str, float], ...] = (("cheese", -0.03), ("bread", 0.03))
     rgba: RGBA = (0.35, 0.22, 0.12, 1.0)
+    friction: float = 0.6
 
     @property
     def top_z(self) -> float:
@@ -88,6 +89,7 @@ class PlateSpec:
     radius: float = 0.075
     height: float = 0.008
     rgba: RGBA = (0.96, 0.96, 0.96, 1.0)
+    friction: float = 0.8
 
     @property
     def top_z(self) -> float:

@@ -8,6 +8,7 @@ only the expert reads the instruction.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,15 @@ class _ScriptedPickPlace:
         self.instruction = ""
         self.rng = np.random.default_rng(0)
         self.target: str | None = None
+
+    # What clone() shares between parallel envs (read-only); everything else in vars() is per-episode state.
+    shared_state: tuple[str, ...] = ("spec", "motion", "kin", "rest")
+
+    def clone(self) -> "_ScriptedPickPlace":
+        """Another policy for a parallel env: fresh episode state, the same (read-only) kinematics model."""
+        twin = copy.copy(self)
+        twin.reset("", 0)
+        return twin
 
     def reset(self, instruction: str, seed: int) -> None:
         self.instruction = instruction

@@ -148,11 +148,14 @@ class FlowMatchingActionHead(nn.Module):
 
     @torch.no_grad()
     def sample(self, vl: torch.Tensor, vl_mask: torch.Tensor, state: torch.Tensor,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise`` (B, horizon, action_dim) replaces the generator's draw: batched envs bring their own."""
         vl = self.encode_context(vl, vl_mask)
         b, steps = state.shape[0], self.cfg.num_inference_steps
-        actions = torch.randn((b, self.cfg.action_horizon, self.cfg.action_dim), generator=generator,
-                              device=generator.device if generator is not None else state.device).to(state)
+        if noise is None:
+            noise = torch.randn((b, self.cfg.action_horizon, self.cfg.action_dim), generator=generator,
+                                device=generator.device if generator is not None else state.device)
+        actions = noise.to(state)
         for i in range(steps):
             t = torch.full((b,), i / steps, device=state.device)
             actions = actions + self.velocity(vl, vl_mask, state, actions, self._bucket(t)) / steps

@@ -49,11 +49,12 @@ class VLA(nn.Module):
                                      batch["action_mask"])
 
     @torch.no_grad()
-    def predict_chunk(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+    def predict_chunk(self, batch: dict[str, Any], generator: torch.Generator | None = None,
+                      noise: torch.Tensor | None = None) -> torch.Tensor:
         """(B, horizon, action_dim) absolute actions in LeRobot units."""
         state = batch["state"].float()
         vl, mask = self.features(batch)
-        normalized = self.action_head.sample(vl, mask, self.norm.normalize_state(state).to(vl.dtype), generator)
+        normalized = self.action_head.sample(vl, mask, self.norm.normalize_state(state).to(vl.dtype), generator, noise)
         return self.norm.unnormalize_actions(normalized.float().clamp(-1, 1), state)
 
     # --- checkpoints -----------------------------------------------------------------------------------

@@ -49,6 +49,36 @@ class VLAPolicy:
             self._queue.extend(lerobot_to_sim(chunk[: self.n_action_steps]))
         return self._queue.popleft()
 
+    # --- many episodes at once (eval/vector_runner.py): per-env queues and noise, one forward pass ----------
+    def reset_slot(self, slot: int, instruction: str, seed: int) -> None:
+        if not hasattr(self, "_slots"):
+            self._slots: dict[int, tuple[str, deque[np.ndarray], torch.Generator]] = {}
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed)  # the same noise stream as reset(instruction, seed) + act()
+        self._slots[slot] = (instruction, deque(), generator)
+
+    def slot_done(self, slot: int) -> bool:
+        return False
+
+    def act_batch(self, slots: list[int], observations: dict[str, np.ndarray]) -> np.ndarray:
+        """Joint targets (len(slots), 6) for these envs; observations are stacked in the same order."""
+        need = [k for k, s in enumerate(slots) if not self._slots[s][1]]
+        if need:
+            size = self.model.cfg.image_size
+            batch: dict[str, Any] = {cam: resize_images(observations[cam][need], size).to(self.device)
+                                     for cam in self.cameras}
+            batch["state"] = torch.as_tensor(sim_to_lerobot(observations["state"][need]),
+                                             dtype=torch.float32).to(self.device)
+            batch["task"] = [self._slots[slots[k]][0] for k in need]
+            # Each env draws its flow noise from its own generator, as a single episode would.
+            cfg = self.model.cfg
+            noise = torch.cat([torch.randn((1, cfg.action_horizon, cfg.action_dim), generator=self._slots[slots[k]][2],
+                                           device=self.device) for k in need])
+            chunks = self.model.predict_chunk(batch, noise=noise).cpu().numpy()
+            for k, chunk in zip(need, chunks):
+                self._slots[slots[k]][1].extend(lerobot_to_sim(chunk[: self.n_action_steps]))
+        return np.stack([self._slots[s][1].popleft() for s in slots])
+
     def _batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
         size = self.model.cfg.image_size
         batch: dict[str, Any] = {cam: resize_images(observation[cam], size)[None].to(self.device) for cam in self.cameras}

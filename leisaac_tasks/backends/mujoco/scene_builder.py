@@ -62,11 +62,12 @@ def build_model(spec: SceneSpec, light_meshes: bool = True) -> mujoco.MjModel:
     holder = world.worldbody.add_body(name="holder", pos=[*spec.holder.center_xy, 0.0])
     for part in spec.holder.boxes(spec.ingredients):
         holder.add_geom(name=part.name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=part.center,
-                        size=np.array(part.extents) / 2, rgba=part.rgba, friction=[0.6, 0.005, 1e-4])
+                        size=np.array(part.extents) / 2, rgba=part.rgba, friction=[spec.holder.friction, 0.005, 1e-4])
 
     plate = world.worldbody.add_body(name="plate", pos=[*spec.plate.center_xy, 0.0])
     plate.add_geom(name="plate", type=mujoco.mjtGeom.mjGEOM_CYLINDER, pos=[0, 0, spec.plate.height / 2],
-                   size=[spec.plate.radius, spec.plate.height / 2, 0], rgba=spec.plate.rgba, friction=[0.8, 0.005, 1e-4])
+                   size=[spec.plate.radius, spec.plate.height / 2, 0], rgba=spec.plate.rgba,
+                   friction=[spec.plate.friction, 0.005, 1e-4])
 
     world.worldbody.add_geom(name="parking_shelf", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[*PARKING_XY, -0.01],
                              size=[0.5, 0.5, 0.01], rgba=[0.3, 0.3, 0.3, 1])

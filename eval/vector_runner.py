@@ -1,0 +1,252 @@
+"""The grid on a vectorized backend: every env runs one matrix cell, and is refilled as soon as it finishes.
+
+Rows are the same as ``eval/runner.run_episode``'s (``episode_row`` builds both), appended as each episode ends.
+An episode's outcome depends only on its own (scenario, instruction, seed): envs don't interact, and every policy
+keeps its state per env (one scripted policy per env; a batched VLA keeps per-env queues and noise generators).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from eval.runner import SETTLE_STEPS, Episode, episode_row, error_text
+from leisaac_tasks.vec_env import VecSandwichEnv, make_vec_env
+from policies.base import Policy
+from policies.registry import make_policy
+
+if TYPE_CHECKING:
+    from eval.run_matrix import MatrixConfig
+
+
+class Actor(Protocol):
+    """One policy serving many envs."""
+
+    cameras: tuple[str, ...]
+
+    def reset(self, slot: int, instruction: str, seed: int) -> None: ...
+    def act(self, slots: Sequence[int], observations: dict[str, np.ndarray], infos: Sequence[dict]) -> np.ndarray: ...
+    def done(self, slot: int) -> bool: ...
+
+
+class PerEnvActor:
+    """A separate Policy object per env. ``clone()`` (scripted policies) shares read-only parts such as the
+    kinematics model; policies without it are built once per env.
+
+    A scripted policy plans its whole trajectory (IK, ~0.1-0.4 s of CPU) on its first action; with a process
+    ``pool`` those first actions of many envs are planned in parallel, and the per-episode state comes back."""
+
+    def __init__(self, name: str, prototype: Policy, pool: Any = None):
+        self.name = name
+        self.prototype = prototype
+        self.cameras = tuple(prototype.cameras)
+        self.policies: dict[int, Policy] = {}
+        self.pool = pool if hasattr(prototype, "shared_state") else None
+        self.fresh: dict[int, tuple[str, int]] = {}  # reset, not acted yet: (instruction, seed)
+
+    def _policy(self, slot: int) -> Policy:
+        if slot not in self.policies:
+            clone = getattr(self.prototype, "clone", None)
+            self.policies[slot] = clone() if clone else make_policy(self.name)
+        return self.policies[slot]
+
+    def reset(self, slot: int, instruction: str, seed: int) -> None:
+        self._policy(slot).reset(instruction, seed)
+        self.fresh[slot] = (instruction, seed)
+
+    def act(self, slots, observations, infos) -> np.ndarray:
+        return np.stack([self.act_one(s, {k: v[i] for k, v in observations.items()}, infos[i])
+                         for i, s in enumerate(slots)])
+
+    def plan_first(self, slots, observations, infos) -> dict[int, Any]:
+        """First actions of freshly reset envs, computed in the pool; returns {slot: action or exception}."""
+        todo = [k for k, s in enumerate(slots) if s in self.fresh]
+        if self.pool is None or len(todo) < 2:
+            return {}
+        jobs = [(self.name, *self.fresh[slots[k]], {key: v[k] for key, v in observations.items()}, infos[k])
+                for k in todo]
+        results: dict[int, Any] = {}
+        for k, out in zip(todo, self.pool.map(_first_act, jobs, chunksize=max(1, len(jobs) // 64))):
+            slot = slots[k]
+            self.fresh.pop(slot, None)
+            if isinstance(out, BaseException):
+                results[slot] = out
+                continue
+            action, state = out
+            vars(self.policies[slot]).update(state)
+            results[slot] = action
+        return results
+
+    def act_one(self, slot: int, observation: dict[str, np.ndarray], info: dict) -> np.ndarray:
+        self.fresh.pop(slot, None)
+        return self.policies[slot].act(observation, info)
+
+    def done(self, slot: int) -> bool:
+        return bool(self.policies[slot].done)
+
+
+_WORKER_POLICIES: dict[str, Any] = {}
+
+
+def _first_act(job: tuple) -> Any:
+    """In a pool worker: a fresh policy's first action and the per-episode state it left behind."""
+    name, instruction, seed, observation, info = job
+    try:
+        if name not in _WORKER_POLICIES:
+            _WORKER_POLICIES[name] = make_policy(name)
+        policy = _WORKER_POLICIES[name].clone()
+        policy.reset(instruction, seed)
+        action = policy.act(observation, info)
+        return action, {k: v for k, v in vars(policy).items() if k not in policy.shared_state}
+    except Exception as exc:  # sent back and recorded against that episode only
+        return exc
+
+
+class BatchedActor:
+    """A policy with ``reset_slot`` / ``act_batch`` / ``slot_done`` (the VLA): one forward pass for all its envs."""
+
+    def __init__(self, policy: Any):
+        self.policy = policy
+        self.cameras = tuple(policy.cameras)
+
+    def reset(self, slot: int, instruction: str, seed: int) -> None:
+        self.policy.reset_slot(slot, instruction, seed)
+
+    def act(self, slots, observations, infos) -> np.ndarray:
+        return np.asarray(self.policy.act_batch(list(slots), observations))
+
+    def done(self, slot: int) -> bool:
+        return bool(self.policy.slot_done(slot))
+
+
+def make_actor(name: str, pool: Any = None) -> PerEnvActor | BatchedActor:
+    policy = make_policy(name)
+    return BatchedActor(policy) if hasattr(policy, "act_batch") else PerEnvActor(name, policy, pool)
+
+
+@dataclass
+class _Running:
+    episode: Episode
+    started: float = field(default_factory=time.perf_counter)
+    steps: int = 0
+    settle: int = SETTLE_STEPS
+    error: str = ""
+
+
+def run_vectorized(cfg: "MatrixConfig", episodes: list[Episode], append: Callable[[dict], None], num_envs: int,
+                   on_row: Callable[[], Any] | None = None, env: VecSandwichEnv | None = None,
+                   plan_workers: int = 0) -> None:
+    """Run ``episodes`` on ``num_envs`` parallel envs of ``cfg.backend``; ``append`` gets each finished row.
+
+    ``plan_workers`` > 1 plans scripted policies' trajectories in that many processes (the CPU side of the grid).
+    """
+    if not episodes:
+        return
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if plan_workers > 1:  # spawn, not fork: the parent may hold a CUDA context and warp threads
+            pool = stack.enter_context(mp.get_context("spawn").Pool(plan_workers))
+        _run(cfg, episodes, append, num_envs, on_row, env, pool)
+
+
+def _run(cfg, episodes, append, num_envs, on_row, env, pool) -> None:
+    actors = {name: make_actor(name, pool) for name in dict.fromkeys(e.policy for e in episodes)}
+    cameras = tuple(dict.fromkeys(c for a in actors.values() for c in a.cameras))
+    num_envs = min(num_envs, len(episodes))
+    own_env = env is None
+    env = env or make_vec_env(cfg.backend, num_envs, cameras=cameras, image_size=cfg.image_size)
+    queue = deque(episodes)
+    running: list[_Running | None] = [None] * env.num_envs
+    actions = np.zeros((env.num_envs, 6))
+    try:
+        _fill(env, actors, queue, running, range(env.num_envs))
+        while any(r is not None for r in running):
+            active = [i for i, r in enumerate(running) if r is not None]
+            obs = env.observations(active)
+            row_of = {slot: k for k, slot in enumerate(active)}
+            for name, actor in actors.items():
+                slots = [i for i in active if running[i].episode.policy == name]
+                if slots:
+                    _act(actor, slots, obs, row_of, env, running, actions)
+            mask = np.zeros(env.num_envs, dtype=bool)
+            mask[[i for i in active if not running[i].error]] = True
+            if mask.any():
+                env.step(actions, mask)
+            finished = []
+            for i in active:
+                run = running[i]
+                if not run.error:
+                    run.steps += 1
+                    if actors[run.episode.policy].done(i):
+                        run.settle -= 1
+                if run.error or run.steps >= cfg.max_steps or run.settle <= 0:
+                    finished.append(i)
+            for i in finished:
+                run = running[i]
+                append(episode_row(run.episode, env.backend, env.outcome(i), run.error, run.steps, env.sim_time(i),
+                                   time.perf_counter() - run.started))
+                if on_row:
+                    on_row()
+                running[i] = None
+            _fill(env, actors, queue, running, finished)
+    finally:
+        if own_env:
+            env.close()
+
+
+def _act(actor, slots: list[int], obs: dict[str, np.ndarray], row_of: dict[int, int], env: VecSandwichEnv,
+         running: list[_Running | None], actions: np.ndarray) -> None:
+    """Actions for ``slots``; a policy that raises ends only its own episodes, recorded as errors."""
+    rows = [row_of[s] for s in slots]
+    sub = {k: v[rows] for k, v in obs.items()}
+    infos = [env.info(s) for s in slots]
+    if isinstance(actor, PerEnvActor):  # one failing policy must not take the other envs down
+        planned = actor.plan_first(slots, sub, infos)
+        for k, s in enumerate(slots):
+            if s in planned:
+                if isinstance(planned[s], BaseException):
+                    running[s].error = error_text(planned[s])
+                else:
+                    actions[s] = planned[s]
+                continue
+            try:
+                actions[s] = actor.act_one(s, {key: v[k] for key, v in sub.items()}, infos[k])
+            except Exception as exc:
+                running[s].error = error_text(exc)
+                traceback.print_exc()
+        return
+    try:
+        actions[slots] = actor.act(slots, sub, infos)
+    except Exception as exc:
+        for s in slots:
+            running[s].error = error_text(exc)
+        traceback.print_exc()
+
+
+def _fill(env: VecSandwichEnv, actors, queue: deque, running: list[_Running | None], slots) -> None:
+    ids, scenarios, texts, seeds = [], [], [], []
+    for i in slots:
+        if not queue:
+            break
+        episode = queue.popleft()
+        running[i] = _Running(episode)
+        ids.append(i)
+        scenarios.append(episode.scenario)
+        texts.append(episode.instruction.text)
+        seeds.append(episode.seed)
+    if not ids:
+        return
+    env.reset_envs(ids, scenarios, texts, seeds)
+    for i, text, seed in zip(ids, texts, seeds):
+        try:
+            actors[running[i].episode.policy].reset(i, text, seed)
+        except Exception as exc:
+            running[i].error = error_text(exc)
+            traceback.print_exc()

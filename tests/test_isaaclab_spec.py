@@ -1,0 +1,276 @@
+"""The Isaac Lab backend's CPU side: the spec translation against the spec and the MuJoCo backend, the SO-101
+USD joint/base mapping against the MJCF (forward kinematics), the vectorized runner's rows against the sequential
+runner's, and the batched VLA against the single-episode one. Nothing here imports isaaclab."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import pytest
+
+from eval.instructions import SEED_INSTRUCTIONS
+from eval.results import COLUMNS
+from eval.run_matrix import MatrixConfig
+from eval.runner import Episode, run_episode
+from eval.vector_runner import run_vectorized
+from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.isaaclab import so101_usd
+from leisaac_tasks.isaaclab.description import (describe_scene, layout_poses, look_at_xyzw, matrix_to_xyzw,
+                                                xyzw_to_wxyz)
+from leisaac_tasks.layout import sample_layout
+from leisaac_tasks.scenarios import Scenario
+from leisaac_tasks.spec import DEFAULT_SCENE
+from leisaac_tasks.vec_env import MujocoVecEnv
+from policies.registry import make_policy
+
+SPEC = DEFAULT_SCENE.with_resolution(64, 48)
+DESC = describe_scene(SPEC)
+
+
+def _quat_close(a_wxyz, b_wxyz, tol=1e-6) -> bool:
+    return abs(abs(float(np.dot(a_wxyz, b_wxyz))) - 1.0) < tol
+
+
+def _geom_world(sim, name: str) -> tuple[np.ndarray, np.ndarray]:
+    g = sim.model.geom(name).id
+    return sim.data.geom_xpos[g].copy(), sim.model.geom_size[g].copy()
+
+
+def test_prims_match_the_mujoco_scene(sim):
+    """Every box the MuJoCo backend builds from the spec appears with the same size, colour, friction and place."""
+    layout = sample_layout(sim.spec, Scenario.parse("H,H"), 3)
+    sim.reset(layout)
+    poses = layout_poses(sim.spec, DESC, layout)
+    for name in (*DESC.holder_parts, "table", "robot_riser", "plate", "cheese", "bread"):
+        prim = DESC.prim(name)
+        g = sim.model.geom(name).id
+        pos, size = _geom_world(sim, name)
+        np.testing.assert_allclose(poses[name][:3] if name in poses else prim.pos, pos, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(prim.rgba, sim.model.geom_rgba[g], atol=1e-6, err_msg=name)
+        assert prim.friction == pytest.approx(sim.model.geom_friction[g][0]), name
+        if prim.shape == "cylinder":
+            np.testing.assert_allclose((prim.size[0] / 2, prim.size[2] / 2), size[:2], err_msg=name)
+        else:
+            np.testing.assert_allclose(np.array(prim.size) / 2, size, err_msg=name)
+        assert prim.condim == sim.model.geom_condim[g], name
+    for name in ("cheese", "bread"):
+        assert DESC.prim(name).mass == pytest.approx(sim.model.body_mass[sim.model.body(name).id])
+        assert _quat_close(xyzw_to_wxyz(poses[name][3:]), layout.ingredient_poses[name][3:])
+
+
+def test_jaw_pads_and_gripper_site_come_from_the_mjcf(sim):
+    m = sim.model
+    for pad in ("fixed_jaw_pad", "moving_jaw_pad"):
+        prim, g = DESC.prim(pad), m.geom(pad).id
+        np.testing.assert_allclose(prim.pos, m.geom_pos[g])
+        np.testing.assert_allclose(np.array(prim.size) / 2, m.geom_size[g])
+        assert _quat_close(xyzw_to_wxyz(prim.quat), m.geom_quat[g])
+        assert prim.friction == pytest.approx(m.geom_friction[g][0]) and prim.condim == m.geom_condim[g]
+    assert DESC.prim("fixed_jaw_pad").parent == "gripper" and DESC.prim("moving_jaw_pad").parent == "jaw"
+    np.testing.assert_allclose(DESC.robot.ee_site_local, m.site_pos[m.site(SPEC.robot.ee_site).id])
+
+
+def test_cameras_match_the_mujoco_cameras(sim):
+    for cam in DESC.cameras:
+        mj = sim.model.camera(cam.name)
+        np.testing.assert_allclose(cam.pos, sim.model.cam_pos[mj.id])
+        assert _quat_close(xyzw_to_wxyz(cam.quat), sim.model.cam_quat[mj.id])
+        assert cam.fovy_deg == pytest.approx(sim.model.cam_fovy[mj.id])
+        assert (cam.width, cam.height) == (64, 48)
+        vertical_aperture = 20.955 * cam.height / cam.width  # the pinhole's aperture and focal length give fovy back
+        assert np.degrees(2 * np.arctan(vertical_aperture / (2 * cam.focal_length_cm))) == pytest.approx(cam.fovy_deg)
+    assert DESC.camera("wrist").parent == so101_usd.USD_GRIPPER_LINK and DESC.camera("front").parent == "world"
+
+
+def test_robot_drive_and_limits_match_the_mujoco_servos(sim):
+    m = sim.model
+    d = DESC.robot.drive
+    for k, joint in enumerate(SPEC.robot.joint_names):
+        act, dof = m.actuator(joint).id, m.joint(joint).dofadr[0]
+        assert d.stiffness[k] == pytest.approx(m.actuator_gainprm[act][0])
+        assert d.damping[k] == pytest.approx(-m.actuator_biasprm[act][2])
+        assert d.viscous_friction[k] == pytest.approx(m.dof_damping[dof])
+        assert d.friction[k] == pytest.approx(m.dof_frictionloss[dof])
+        assert d.armature[k] == pytest.approx(m.dof_armature[dof])
+        assert d.effort_limit[k] == pytest.approx(m.actuator_forcerange[act][1])
+        np.testing.assert_allclose(DESC.robot.sim_limits[k], m.jnt_range[m.joint(joint).id])
+    np.testing.assert_allclose(np.array(DESC.robot.usd_limits) - np.array(DESC.robot.sim_limits),
+                               np.stack([so101_usd.JOINT_OFFSETS] * 2, axis=1))
+    np.testing.assert_allclose(so101_usd.usd_to_sim(DESC.robot.home_usd), SPEC.robot.home_qpos)
+    # The riser: the robot base stands on it, in the spec's frame.
+    np.testing.assert_allclose(np.array(DESC.robot.root_pos) - so101_usd.ROOT_OFFSET, SPEC.robot.base_pos)
+
+
+def test_physics_rate_and_contact_model_match_mujoco(sim):
+    assert DESC.physics.physics_dt == pytest.approx(sim.model.opt.timestep)
+    assert DESC.physics.control_dt == pytest.approx(1 / SPEC.control_hz)
+    assert DESC.physics.cone == "elliptic" and sim.model.opt.cone == mujoco.mjtCone.mjCONE_ELLIPTIC
+    assert DESC.physics.impratio == pytest.approx(sim.model.opt.impratio)
+
+
+def test_plate_collider_is_the_square_inscribed_in_the_plate():
+    plate, collider = DESC.prim("plate"), DESC.prim("plate_collider")
+    assert not plate.collides and collider.collides and not collider.visible
+    assert np.hypot(collider.size[0] / 2, collider.size[1] / 2) == pytest.approx(SPEC.plate.radius)
+    assert collider.size[2] == plate.size[2] and collider.pos == plate.pos and collider.friction == plate.friction
+    layout = sample_layout(SPEC, Scenario.parse("P,H"), 1)
+    poses = layout_poses(SPEC, DESC, layout)
+    np.testing.assert_allclose(poses["plate_collider"], poses["plate"])
+
+
+def test_absent_slices_park_under_the_table_and_layout_moves_holder_and_plate():
+    layout = sample_layout(SPEC, Scenario.parse("-,P"), 7)
+    poses = layout_poses(SPEC, DESC, layout)
+    assert poses["cheese"][2] < -0.2  # under the table top (z = 0), out of every camera's view
+    np.testing.assert_allclose(poses["plate"][:2], layout.plate_xy)
+    base = poses["holder_base"]
+    np.testing.assert_allclose(base[:2], layout.holder_xy)
+    assert poses["bread"][2] > SPEC.plate.top_z
+
+
+def test_quaternion_helpers_round_trip():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        q = rng.normal(size=4)
+        q /= np.linalg.norm(q)
+        w, x, y, z = q
+        m = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        assert _quat_close(xyzw_to_wxyz(matrix_to_xyzw(m)), q)
+    # A camera looking straight down with +x up in the image: its -z is world -z.
+    q = xyzw_to_wxyz(look_at_xyzw((0, 0, 1), (0, 0, 0), (1, 0, 0)))
+    w, x, y, z = q
+    assert 1 - 2 * (x * x + y * y) == pytest.approx(1.0)  # camera z stays world z
+
+
+# --- the USD's joints and base, against the MJCF ---------------------------------------------------------------
+
+def _urdf_path() -> Path | None:
+    found = importlib.util.find_spec("isaaclab_so101")
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = Path(list(found.submodule_search_locations)[0]) / "embodiments/data/curobo/urdf/SO-ARM101-USD.urdf"
+    return path if path.exists() else None
+
+
+def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
+    axis = axis / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def _rpy(r: float, p: float, y: float) -> np.ndarray:
+    return _rot(np.array([0, 0, 1.0]), y) @ _rot(np.array([0, 1.0, 0]), p) @ _rot(np.array([1.0, 0, 0]), r)
+
+
+@pytest.mark.skipif(_urdf_path() is None, reason="isaaclab-so101 (the SO-101 USD package) is not installed")
+def test_usd_joint_zeros_and_base_reproduce_the_mjcf_kinematics():
+    """The URDF isaaclab-so101 generates from its USD, driven by ``sim_to_usd(q)`` from the ROOT pose, puts the
+    gripper and the moving jaw exactly where the MJCF puts them for ``q``."""
+    joints = {j.get("name"): j for j in ET.parse(_urdf_path()).getroot().findall("joint")}
+    chain = ("Rotation", "Pitch", "Elbow", "Wrist_Pitch", "Wrist_Roll", "Jaw")
+    from leisaac_tasks.robot_model import so101_mjcf_path
+
+    m = mujoco.MjModel.from_xml_path(str(so101_mjcf_path()))
+    d = mujoco.MjData(m)
+    adr = [m.joint(j).qposadr[0] for j in SPEC.robot.joint_names]
+    base = np.eye(4)
+    base[:3, :3] = _rot(np.array([0, 0, 1.0]), so101_usd.ROOT_YAW)
+    base[:3, 3] = so101_usd.ROOT_OFFSET  # MJCF base body at the origin here
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        q = rng.uniform(-1.2, 1.2, 6)
+        d.qpos[:] = 0
+        d.qpos[adr] = q
+        mujoco.mj_kinematics(m, d)
+        frame = base.copy()
+        frames = {}
+        for name, angle in zip(chain, so101_usd.sim_to_usd(q)):
+            j = joints[name]
+            o = j.find("origin")
+            t = np.eye(4)
+            t[:3, :3] = _rpy(*map(float, o.get("rpy").split()))
+            t[:3, 3] = list(map(float, o.get("xyz").split()))
+            r = np.eye(4)
+            r[:3, :3] = _rot(np.array(list(map(float, j.find("axis").get("xyz").split()))), angle)
+            frame = frame @ t @ r
+            frames[j.find("child").get("link")] = frame
+        for usd_link, mj_body in (("gripper", "gripper"), ("jaw", "moving_jaw_so101_v1")):
+            b = m.body(mj_body).id
+            np.testing.assert_allclose(frames[usd_link][:3, 3], d.xpos[b], atol=1e-5)  # the constants carry 7 digits
+            np.testing.assert_allclose(frames[usd_link][:3, :3], d.xmat[b].reshape(3, 3), atol=2e-5)
+
+
+# --- the vectorized runner -------------------------------------------------------------------------------------
+
+def _episodes(policies: tuple[str, ...]) -> list[Episode]:
+    cells = [("H,H", 0, 0), ("P,H", 1, 1), ("H,-", 2, 2), ("-,-", 0, 3)]
+    return [Episode(p, Scenario.parse(s), SEED_INSTRUCTIONS[i], seed) for p in policies for s, i, seed in cells]
+
+
+def test_vectorized_rows_equal_sequential_rows():
+    """Two envs refilled as episodes end give each episode the row run_episode gives it (the same columns)."""
+    cfg = MatrixConfig(max_steps=120)
+    episodes = _episodes(("expert", "blind"))[::2]
+    rows: list[dict] = []
+    run_vectorized(cfg, episodes, rows.append, num_envs=2, env=MujocoVecEnv(2))
+    env = SandwichEnv(cameras=())
+    policies = {name: make_policy(name) for name in ("expert", "blind")}
+    expected = {e.key(): run_episode(env, policies[e.policy], e, cfg.max_steps) for e in episodes}
+    env.close()
+    assert len(rows) == len(episodes)
+    for row in rows:
+        assert set(row) == set(COLUMNS)
+        want = expected[(row["policy"], row["scenario"], row["instruction"], str(row["seed"]))]
+        for col in COLUMNS:
+            if col != "wall_seconds":
+                assert row[col] == want[col], col
+
+
+def test_a_failing_policy_ends_only_its_own_episodes(monkeypatch):
+    from policies.scripted import ScriptedExpert
+
+    def broken_act(self, observation, info):
+        if self.instruction.startswith("pick up the bread"):
+            raise RuntimeError("servo bus gone")
+        return observation["state"].astype(float)
+
+    monkeypatch.setattr(ScriptedExpert, "act", broken_act)
+    rows: list[dict] = []
+    run_vectorized(MatrixConfig(max_steps=20), _episodes(("expert",)), rows.append, num_envs=3, env=MujocoVecEnv(3))
+    errors = {r["instruction"]: r["error"] for r in rows}
+    assert errors[SEED_INSTRUCTIONS[1].text] == "RuntimeError: servo bus gone"
+    assert all(e == "" for text, e in errors.items() if text != SEED_INSTRUCTIONS[1].text)
+    assert {r["behaviour"] for r in rows if r["error"]} == {"policy_error"}
+
+
+def test_batched_vla_acts_like_one_vla_per_episode(tmp_path):
+    """act_batch over two envs returns, for each, the actions a lone VLAPolicy gives that episode."""
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_vla import CFG, norm
+
+    from policies.vla.model import VLA
+    from policies.vla.policy import VLAPolicy
+
+    torch.manual_seed(0)
+    VLA(CFG, norm()).save(tmp_path / "ckpt")
+    rng = np.random.default_rng(0)
+    s = 64
+    obs = {cam: rng.integers(0, 256, (2, s, s, 3), dtype=np.uint8) for cam in CFG.cameras}
+    obs["state"] = rng.uniform(-0.5, 0.5, (2, 6)).astype(np.float32)
+    texts, seeds = ["do not pick up the cheese", "pick up the bread and put it into the white plate"], [3, 4]
+    batched = VLAPolicy(tmp_path / "ckpt", device="cpu")
+    for slot, (text, seed) in enumerate(zip(texts, seeds)):
+        batched.reset_slot(slot, text, seed)
+    got = batched.act_batch([0, 1], obs)
+    for slot, (text, seed) in enumerate(zip(texts, seeds)):
+        lone = VLAPolicy(tmp_path / "ckpt", device="cpu")
+        lone.reset(text, seed)
+        np.testing.assert_allclose(got[slot], lone.act({k: v[slot] for k, v in obs.items()}, {}), atol=1e-4)
