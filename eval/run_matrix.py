@@ -4,6 +4,7 @@
     python eval/run_matrix.py --policies blind --families none --seeds 5 --out reports/runs/blind
     python eval/run_matrix.py --out reports/matrix --resume   # finish an interrupted run
     python eval/run_matrix.py --workers 2                     # episodes in 2 processes, same outcomes
+    python eval/run_matrix.py --backend isaaclab --num-envs 480 --families none --seeds 10   # NVIDIA GPU
     python eval/run_matrix.py --robot so101 --robot-port /dev/ttyACM0 ...   # on a real SO-101 (python -m eval.real_arm -h)
 
 Seeds: episode (scenario, instruction, seed s) resets the env's layout jitter and the policy's randomness with s.
@@ -14,6 +15,7 @@ Every instruction of a scenario runs on the same seeds 0..N-1, so instructions a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from eval.provenance import write_manifest  # noqa: E402
 from eval.report import markdown_summary, write_report  # noqa: E402
 from eval.results import ResultStore  # noqa: E402
 from eval.runner import Episode, policy_cameras, run_episode  # noqa: E402
+from eval.vector_runner import run_vectorized  # noqa: E402
 from leisaac_tasks import MAX_EPISODE_STEPS  # noqa: E402
 from leisaac_tasks.env import SandwichEnv  # noqa: E402
 from leisaac_tasks.scenarios import Scenario, scenario_set  # noqa: E402
@@ -49,6 +52,7 @@ class MatrixConfig:
     out: Path = Path("reports/matrix")
     resume: bool = False
     workers: int = 1
+    num_envs: int = 0  # > 0: a vectorized backend steps this many envs at once (required for isaaclab)
 
     def episodes(self) -> list[Episode]:
         """Deterministic order; each cell's seed is the seed index itself, so a cell replays from its row."""
@@ -63,14 +67,19 @@ def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None)
     # Everything that can reject the config runs before the results file is touched.
     episodes = cfg.episodes()
     policies = {name: make_policy(name) for name in cfg.policies}
-    env = SandwichEnv(backend=cfg.backend, cameras=policy_cameras(policies), image_size=cfg.image_size)
+    vectorized = cfg.num_envs > 0
+    env = None if vectorized else SandwichEnv(backend=cfg.backend, cameras=policy_cameras(policies),
+                                              image_size=cfg.image_size)
     try:
         cfg.out.mkdir(parents=True, exist_ok=True)
         store = ResultStore(cfg.out / "episodes.csv", resume=cfg.resume)
         write_manifest(cfg.out, argv if argv is not None else sys.argv, policies)
         todo = [e for e in episodes if e.key() not in store.done]
         bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
-        if cfg.workers > 1:
+        if vectorized:  # scripted policies plan their first IK trajectories on the spare cores
+            run_vectorized(cfg, todo, store.append, cfg.num_envs, on_row=bar.update,
+                           plan_workers=max(1, (os.cpu_count() or 2) - 2))
+        elif cfg.workers > 1:
             env.close()  # each worker builds its own
             run_parallel(cfg, todo, store.append, cfg.workers, on_row=bar.update)
         else:
@@ -79,7 +88,8 @@ def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None)
                 bar.update()
         bar.close()
     finally:
-        env.close()
+        if env is not None:
+            env.close()
     summary = write_report(store.path, cfg.out)
     print(markdown_summary(summary))
     print(f"\nwrote {store.path} and plots in {cfg.out}/")
@@ -100,7 +110,9 @@ def parse_args(argv: list[str] | None = None) -> MatrixConfig:
                    help=f"perturbation families: 'all', 'none' or a comma list of {', '.join(family_names())}")
     p.add_argument("--instructions-file", type=Path, help="YAML with extra instructions (eval/instructions.example.yaml)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per cell")
-    p.add_argument("--backend", default="mujoco")
+    p.add_argument("--backend", default="mujoco", help="mujoco (embedded, CPU) or isaaclab (NVIDIA GPU, needs --num-envs)")
+    p.add_argument("--num-envs", type=int, default=0,
+                   help="step N envs at once on a vectorized backend, each refilled with the next cell as it ends")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
     p.add_argument("--out", type=Path, default=Path("reports/matrix"))
@@ -117,12 +129,17 @@ def parse_args(argv: list[str] | None = None) -> MatrixConfig:
             raise ValueError("--seeds must be at least 1")
         if a.workers < 1:
             raise ValueError("--workers must be at least 1")
+        if a.num_envs < 0 or (a.backend == "isaaclab" and a.num_envs == 0):
+            raise ValueError("the isaaclab backend steps many envs at once: pass --num-envs N (e.g. 480)")
+        if a.num_envs and a.workers > 1:
+            raise ValueError("--num-envs and --workers are alternatives: one vectorized process, or several "
+                             "single-env processes; pass one of them")
     except ValueError as exc:
         p.error(str(exc))
     return MatrixConfig(policies=_csv(a.policies), scenarios=scenarios, families=tuple(families),
                         extra_instructions=extra, seeds=tuple(range(a.seeds)), backend=a.backend,
                         image_size=a.image_size, max_steps=a.max_steps, out=a.out, resume=a.resume,
-                        workers=a.workers)
+                        workers=a.workers, num_envs=a.num_envs)
 
 
 def main(argv: list[str] | None = None) -> int:

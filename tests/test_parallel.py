@@ -1,4 +1,4 @@
-"""--workers N: the same per-episode outcomes as one process, and kill -9 + --resume loses nothing."""
+"""--workers N and --num-envs N: the same per-episode outcomes as one process; kill -9 + --resume loses nothing."""
 
 import os
 import signal
@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from eval.results import KEY_COLUMNS
 from eval.run_matrix import MatrixConfig, run
@@ -24,14 +25,19 @@ def _outcomes(csv_path: Path) -> pd.DataFrame:
     return df.set_index(list(KEY_COLUMNS))[OUTCOME].sort_index()
 
 
-def _cfg(out: Path, workers: int) -> MatrixConfig:
+def _cfg(out: Path, **kw) -> MatrixConfig:
     return MatrixConfig(policies=("expert", "blind"), scenarios=(Scenario.parse("H,H"), Scenario.parse("H,-")),
-                        families=(), seeds=(0, 1), out=out, workers=workers)
+                        families=(), seeds=(0, 1), out=out, **kw)
 
 
-def test_two_workers_give_the_same_outcomes_as_one(tmp_path):
-    serial = _outcomes(run(_cfg(tmp_path / "w1", 1), progress=False))
-    parallel = _outcomes(run(_cfg(tmp_path / "w2", 2), progress=False))
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> pd.DataFrame:
+    return _outcomes(run(_cfg(tmp_path_factory.mktemp("serial")), progress=False))
+
+
+@pytest.mark.parametrize("how", [{"workers": 2}, {"num_envs": 3}], ids=["workers-2", "num-envs-3"])
+def test_parallel_runs_give_the_same_outcomes_as_one_process(serial, tmp_path, how):
+    parallel = _outcomes(run(_cfg(tmp_path / "run", **how), progress=False))
     assert len(serial) == len(parallel) == 24
     pd.testing.assert_frame_equal(serial, parallel)
 
