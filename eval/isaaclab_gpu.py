@@ -60,6 +60,13 @@ def check(out: Path, device: str = "cuda:0") -> dict:
     mj = NewtonManager._solver.mj_model  # the MuJoCo model Newton hands to MJWarp: one world's geoms
     res["mjwarp_geoms"] = [mj.geom(g).name.split("/World/envs/env_0/")[-1] for g in range(mj.ngeom)]
     res["mjwarp_substeps"] = NewtonManager._num_substeps
+    # World 0's contact softness: did the pads' and slices' authored mjc:solref / mjc:solimp reach MJWarp?
+    mw = NewtonManager._solver.mjw_model
+    solref, solimp = mw.geom_solref.numpy()[0], mw.geom_solimp.numpy()[0]
+    res["mjwarp_contact"] = {name.split("/geometry")[0]: {"solref": solref[g].round(4).tolist(),
+                                                          "solimp": solimp[g].round(4).tolist()}
+                             for g, name in enumerate(res["mjwarp_geoms"])
+                             if any(k in name for k in ("jaw_pad", "cheese", "bread", "table"))}
     res["joint_names"] = list(env.robot.joint_names)
     res["body_names"] = list(env.robot.body_names)
     root = env.robot.data.root_link_pose_w.torch.double().cpu().numpy()

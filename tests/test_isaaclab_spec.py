@@ -113,6 +113,18 @@ def test_physics_rate_and_contact_model_match_mujoco(sim):
     assert DESC.physics.impratio == pytest.approx(sim.model.opt.impratio)
 
 
+def test_only_the_pinch_is_stiffer_than_mujocos_default_contact(sim):
+    """Newton has only the pads to pinch with (no finger meshes), so the pads and slices get a stiffer contact
+    than MuJoCo's default; every other collider keeps MuJoCo's softness."""
+    stiff = {p.name for p in DESC.prims if p.solref is not None or p.solimp is not None}
+    assert stiff == {"cheese", "bread", "fixed_jaw_pad", "moving_jaw_pad"}
+    for name in stiff:
+        g, prim = sim.model.geom(name).id, DESC.prim(name)
+        assert prim.solref[0] < sim.model.geom_solref[g][0]  # shorter time constant
+        assert prim.solimp[1] > sim.model.geom_solimp[g][1]  # less yielding at depth
+        assert prim.solref[0] >= 2 * DESC.physics.physics_dt  # MuJoCo's stability floor for the time constant
+
+
 def test_plate_collider_is_the_square_inscribed_in_the_plate():
     plate, collider = DESC.prim("plate"), DESC.prim("plate_collider")
     assert not plate.collides and collider.collides and not collider.visible

@@ -23,6 +23,14 @@ IDENTITY: Quat = (0.0, 0.0, 0.0, 1.0)
 HORIZONTAL_APERTURE_CM = 20.955  # Isaac Lab's PinholeCameraCfg default; the focal length is chosen to match fovy
 PARKING_DEPTH = 0.30  # absent slices rest on a shelf this far under the table top, hidden from every camera
 MJ_JAW_PADS = ("fixed_jaw_pad", "moving_jaw_pad")  # the MJCF's pad boxes, which the MuJoCo backend turns on
+# Contact softness of the pads and slices (MuJoCo solref/solimp; everything else keeps MuJoCo's 0.02 s / 0.9-0.95).
+# The 3.35 N*m jaw squeezes a slice with ~40 N. MuJoCo (CPU) spreads that over the pads *and* the finger meshes
+# (12 contacts, 4-10 mm deep at the default softness, measured); Newton imports none of the USD's link colliders,
+# so the pads alone take it, and at the default softness the slice yields through them and is pushed out.
+# Penetration scales with timeconst^2 * (1 - dmax) / dmax: these values cut it ~80x, so the pads hold the slice,
+# and slices stacked on the plate stop jittering.
+PINCH_SOLREF = (0.005, 1.0)
+PINCH_SOLIMP = (0.95, 0.99, 0.001, 0.5, 2.0)
 
 
 def wxyz_to_xyzw(q) -> Quat:
@@ -69,6 +77,8 @@ class Prim:
     mass: float | None = None
     friction: float = 1.0
     condim: int = 3  # MuJoCo contact dimension (4 adds torsional friction), read by Newton's MJWarp solver
+    solref: tuple[float, float] | None = None  # MuJoCo contact softness; None: MuJoCo's default
+    solimp: tuple[float, float, float, float, float] | None = None
     visible: bool = True
     parent: str = ""  # "" = the env; otherwise a robot link the prim is fixed to (the jaw pads)
     collides: bool = True
@@ -222,14 +232,15 @@ def describe_scene(spec: SceneSpec) -> SceneDescription:
     for name in INGREDIENTS:
         ing = spec.ingredients[name]
         prims.append(Prim(name, "box", ing.extents, ing.rgba, "dynamic", tuple(parking_pose(spec, name)[:3]),
-                          mass=ing.mass, friction=ing.friction, condim=4))
+                          mass=ing.mass, friction=ing.friction, condim=4, solref=PINCH_SOLREF, solimp=PINCH_SOLIMP))
 
     robot = spec.robot
     facts = _mjcf_robot_facts(robot.joint_names, robot.ee_site)
     for pad, body, pos, quat, extents in facts.pads:
         # Same friction and contact dimension the MuJoCo backend gives the pads it switches on.
         prims.append(Prim(pad, "box", extents, (0.2, 0.2, 0.2, 1.0), "static", pos, quat, friction=1.2, condim=4,
-                          visible=False, parent=_USD_LINK_OF_MJCF_BODY[body]))
+                          solref=PINCH_SOLREF, solimp=PINCH_SOLIMP, visible=False,
+                          parent=_USD_LINK_OF_MJCF_BODY[body]))
     offsets = so101_usd.JOINT_OFFSETS
     n = len(robot.joint_names)
     yaw = so101_usd.ROOT_YAW

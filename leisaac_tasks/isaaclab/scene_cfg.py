@@ -37,26 +37,40 @@ PRESETS: dict[str, BackendPreset] = {
 }
 
 
-def _author_condim(stage, root_path: str, condim: int) -> None:
-    """MuJoCo's contact dimension on every collider under ``root_path`` (Newton reads ``mjc:condim``)."""
-    from pxr import Sdf, Usd, UsdPhysics
+def _author_contact(stage, root_path: str, condim: int, solref: tuple | None, solimp: tuple | None) -> None:
+    """MuJoCo contact attributes on every collider under ``root_path`` (Newton's MJWarp solver reads ``mjc:condim``,
+    ``mjc:solref`` and ``mjc:solimp``; an authored solref is used as is)."""
+    from pxr import Sdf, Usd, UsdPhysics, Vt
 
     root = stage.GetPrimAtPath(root_path)
-    if not root or condim == 3:
+    if not root:
         return
     for prim in Usd.PrimRange(root):
-        if prim.HasAPI(UsdPhysics.CollisionAPI):
+        if not prim.HasAPI(UsdPhysics.CollisionAPI):
+            continue
+        if condim != 3:
             prim.CreateAttribute("mjc:condim", Sdf.ValueTypeNames.Int).Set(int(condim))
+        if solref is not None:
+            prim.CreateAttribute("mjc:solref", Sdf.ValueTypeNames.DoubleArray).Set(Vt.DoubleArray(list(solref)))
+        if solimp is not None:
+            prim.CreateAttribute("mjc:solimp", Sdf.ValueTypeNames.DoubleArray).Set(Vt.DoubleArray(list(solimp)))
+
+
+def _prim(fields: dict) -> Prim:
+    """A Prim back from the plain dict a configclass field holds."""
+    return Prim(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
 @configclass
 class SliceCfg(RigidObjectCfg):
-    """A rigid object whose colliders get the description's MuJoCo contact dimension."""
+    """A rigid object whose colliders get the description's MuJoCo contact attributes."""
 
     condim: int = 3
+    solref: tuple | None = None
+    solimp: tuple | None = None
 
     def _post_spawn(self, stage) -> None:
-        _author_condim(stage, self.spawn.spawn_path or self.prim_path, self.condim)
+        _author_contact(stage, self.spawn.spawn_path or self.prim_path, self.condim, self.solref, self.solimp)
 
 
 @configclass
@@ -69,11 +83,11 @@ class SO101WithPadsCfg(ArticulationCfg):
         super()._post_spawn(stage)
         root = self.spawn.spawn_path or self.prim_path
         for fields in self.pads:
-            pad = Prim(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+            pad = _prim(fields)
             path = f"{root}/{pad.parent}/{pad.name}"
             _shape_cfg(pad, rigid=False).func(path, _shape_cfg(pad, rigid=False), translation=pad.pos,
                                               orientation=pad.quat)
-            _author_condim(stage, path, pad.condim)
+            _author_contact(stage, path, pad.condim, pad.solref, pad.solimp)
 
 
 def _shape_cfg(p: Prim, rigid: bool = True) -> sim_utils.ShapeCfg:
@@ -140,7 +154,8 @@ def build_scene_cfg(desc: SceneDescription, num_envs: int, cameras: tuple[str, .
         if p.parent:
             continue  # pads ride the robot
         entities[p.name] = SliceCfg(
-            prim_path="{ENV_REGEX_NS}/" + p.name, spawn=_shape_cfg(p), condim=p.condim,
+            prim_path="{ENV_REGEX_NS}/" + p.name, spawn=_shape_cfg(p), condim=p.condim, solref=p.solref,
+            solimp=p.solimp,
             init_state=RigidObjectCfg.InitialStateCfg(pos=tuple(p.pos), rot=tuple(p.quat)))
     for name in cameras:
         entities[f"{name}_camera"] = _camera_cfg(desc, name)
