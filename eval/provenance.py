@@ -70,6 +70,11 @@ def write_manifest(out_dir: Path, argv: list[str], policies: dict[str, Policy]) 
     """Write OUT/run.json. ``argv`` is the full command line (e.g. ``sys.argv``); ``policies`` maps each
     policy spec, as it appears in the CSV's ``policy`` column, to the policy built from it."""
     manifest = {**environment(argv), "policies": {spec: policy_spec(p) for spec, p in policies.items()}}
+    earlier = read_manifest(out_dir)
+    if earlier is not None:  # a --resume: the rows so far came from the first command; keep it, log this one
+        invocation = {k: manifest[k] for k in ("command", "git_commit", "timestamp")}
+        manifest = {**earlier, "policies": {**earlier.get("policies", {}), **manifest["policies"]},
+                    "resumes": [*earlier.get("resumes", []), invocation]}
     path = Path(out_dir) / MANIFEST_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -78,7 +78,7 @@ def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None)
         bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
         if vectorized:  # scripted policies plan their first IK trajectories on the spare cores
             run_vectorized(cfg, todo, store.append, cfg.num_envs, on_row=bar.update,
-                           plan_workers=max(1, (os.cpu_count() or 2) - 2))
+                           plan_workers=max(1, (os.cpu_count() or 2) - 2), policies=policies)
         elif cfg.workers > 1:
             env.close()  # each worker builds its own
             run_parallel(cfg, todo, store.append, cfg.workers, on_row=bar.update)

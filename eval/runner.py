@@ -66,15 +66,17 @@ def error_text(exc: BaseException) -> str:
 
 
 def episode_row(episode: Episode, backend: str, outcome: EpisodeOutcome, error: str, steps: int,
-                sim_seconds: float, wall_seconds: float) -> dict[str, Any]:
-    """One CSV row (eval/results.py COLUMNS): every backend and runner builds its rows here."""
+                sim_seconds: float, wall_seconds: float, failure: str = "policy_error") -> dict[str, Any]:
+    """One CSV row (eval/results.py COLUMNS): every backend and runner builds its rows here.
+
+    With an ``error``, the behaviour is ``failure`` (the real arm also has ``robot_error``) and nothing scores."""
     expected = oracle.expected(episode.scenario, episode.instruction.intent)
     return {
         "policy": episode.policy, "backend": backend, "scenario": episode.scenario.label,
         "instruction": episode.instruction.text, "family": episode.instruction.family,
         "intent": str(episode.instruction.intent), "seed": episode.seed, "error": error,
         **{name: outcome.per_ingredient[name].value for name in INGREDIENTS},
-        "behaviour": "policy_error" if error else outcome.behaviour,
+        "behaviour": failure if error else outcome.behaviour,
         "outcome_label": outcome.label,
         "expected": oracle.describe(expected),
         "success": int(not error and oracle.judge(expected, outcome)),

@@ -126,9 +126,14 @@ class BatchedActor:
         return bool(self.policy.slot_done(slot))
 
 
-def make_actor(name: str, pool: Any = None) -> PerEnvActor | BatchedActor:
-    policy = make_policy(name)
-    return BatchedActor(policy) if hasattr(policy, "act_batch") else PerEnvActor(name, policy, pool)
+def make_actor(name: str, pool: Any = None, policy: Policy | None = None) -> PerEnvActor | BatchedActor:
+    policy = policy or make_policy(name)
+    if hasattr(policy, "act_batch"):
+        return BatchedActor(policy)
+    if getattr(policy, "uses_global_torch_rng", False):
+        raise ValueError(f"{name} draws its noise from torch's global generator, so envs sharing one process would "
+                         f"change each other's episodes; run it with --workers N instead of --num-envs")
+    return PerEnvActor(name, policy, pool)
 
 
 @dataclass
@@ -142,22 +147,26 @@ class _Running:
 
 def run_vectorized(cfg: "MatrixConfig", episodes: list[Episode], append: Callable[[dict], None], num_envs: int,
                    on_row: Callable[[], Any] | None = None, env: VecSandwichEnv | None = None,
-                   plan_workers: int = 0) -> None:
+                   plan_workers: int = 0, policies: dict[str, Policy] | None = None) -> None:
     """Run ``episodes`` on ``num_envs`` parallel envs of ``cfg.backend``; ``append`` gets each finished row.
 
     ``plan_workers`` > 1 plans scripted policies' trajectories in that many processes (the CPU side of the grid).
+    ``policies`` are already-built prototypes by spec (the caller validated them); missing ones are built here.
     """
     if not episodes:
         return
+    names = dict.fromkeys(e.policy for e in episodes)
+    prototypes = {name: (policies or {}).get(name) or make_policy(name) for name in names}
     with contextlib.ExitStack() as stack:
         pool = None
-        if plan_workers > 1:  # spawn, not fork: the parent may hold a CUDA context and warp threads
+        if plan_workers > 1 and any(hasattr(p, "shared_state") for p in prototypes.values()):
+            # spawn, not fork: the parent may hold a CUDA context and warp threads
             pool = stack.enter_context(mp.get_context("spawn").Pool(plan_workers))
-        _run(cfg, episodes, append, num_envs, on_row, env, pool)
+        actors = {name: make_actor(name, pool, prototypes[name]) for name in names}
+        _run(cfg, episodes, append, num_envs, on_row, env, actors)
 
 
-def _run(cfg, episodes, append, num_envs, on_row, env, pool) -> None:
-    actors = {name: make_actor(name, pool) for name in dict.fromkeys(e.policy for e in episodes)}
+def _run(cfg, episodes, append, num_envs, on_row, env, actors) -> None:
     cameras = tuple(dict.fromkeys(c for a in actors.values() for c in a.cameras))
     num_envs = min(num_envs, len(episodes))
     own_env = env is None
@@ -172,7 +181,7 @@ def _run(cfg, episodes, append, num_envs, on_row, env, pool) -> None:
             obs = env.observations(active)
             row_of = {slot: k for k, slot in enumerate(active)}
             for name, actor in actors.items():
-                slots = [i for i in active if running[i].episode.policy == name]
+                slots = [i for i in active if running[i].episode.policy == name and not running[i].error]
                 if slots:
                     _act(actor, slots, obs, row_of, env, running, actions)
             mask = np.zeros(env.num_envs, dtype=bool)

@@ -203,6 +203,9 @@ class LeRobotPolicy:
     queue and seeds torch from the episode seed, so an episode replays exactly."""
 
     privileged = False
+    # LeRobot samples noise from torch's global generator (no generator argument), so two of these stepping
+    # in one process would change each other's episodes: the vectorized runner refuses them.
+    uses_global_torch_rng = True
 
     @classmethod
     def from_spec(cls, arg: str, **kwargs: Any) -> "LeRobotPolicy":

@@ -85,8 +85,7 @@ def grid(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("grid") / "run"
     cfg = MatrixConfig(policies=POLICIES, scenarios=(Scenario.parse("H,H"), Scenario.parse("P,H")), families=(),
                        seeds=(0,), image_size=64, out=out)
-    run(cfg, progress=False)
-    write_manifest(out, RUN_ARGV + ["--out", str(out)], {p: make_policy(p) for p in POLICIES})
+    run(cfg, progress=False, argv=RUN_ARGV + ["--out", str(out)])  # run_matrix writes run.json itself
     return out
 
 
@@ -217,3 +216,14 @@ def test_bad_inputs_are_one_clear_error(tmp_path, capsys):
     assert report_main([str(foreign), "--out", str(tmp_path / "out")]) == 2
     assert "is not a ChefMate episodes file" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing written on bad input
+
+
+def test_a_resume_keeps_the_first_command_and_adds_its_policies(tmp_path):
+    write_manifest(tmp_path, ["eval/run_matrix.py", "--policies", "blind", "--image-size", "64"],
+                   {"blind": make_policy("blind")})
+    write_manifest(tmp_path, ["eval/run_matrix.py", "--policies", "expert", "--resume"],
+                   {"expert": make_policy("expert")})
+    manifest = read_manifest(tmp_path)
+    assert manifest["argv"][-1] == "64"  # the rows so far were made by the first command
+    assert set(manifest["policies"]) == {"blind", "expert"}
+    assert [r["command"] for r in manifest["resumes"]] == ["eval/run_matrix.py --policies expert --resume"]

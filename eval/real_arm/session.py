@@ -23,7 +23,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from eval import heuristic, oracle
 from eval.instructions import Instruction
 from eval.real_arm.guessing import Guesser
 from eval.real_arm.operator import Answer, Operator
@@ -33,7 +32,7 @@ from eval.real_arm.robot import JointUnits, is_simulated
 from eval.real_arm.safety import RateClock, SafetyFilter, SafetyLog, safe_stop
 from eval.real_arm.trial import RobotFault, TrialRun, prepare_arm, run_trial
 from eval.results import ResultStore
-from eval.runner import Episode
+from eval.runner import Episode, episode_row
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario
@@ -138,19 +137,9 @@ class GroundTruthLog:
 
 def results_row(episode: Episode, outcome: EpisodeOutcome, run: TrialRun, backend: str) -> dict[str, Any]:
     """The sim benchmark's row (``eval.results.COLUMNS``) for an answered trial."""
-    expected = oracle.expected(episode.scenario, episode.instruction.intent)
     failed = run.error_behaviour
-    return {
-        "policy": episode.policy, "backend": backend, "scenario": episode.scenario.label,
-        "instruction": episode.instruction.text, "family": episode.instruction.family,
-        "intent": str(episode.instruction.intent), "seed": episode.seed,
-        **{name: outcome.per_ingredient[name].value for name in INGREDIENTS},
-        "behaviour": failed or outcome.behaviour, "outcome_label": outcome.label,
-        "expected": oracle.describe(expected),
-        "success": int(not failed and oracle.judge(expected, outcome)),
-        "heuristic_agreement": int(not failed and heuristic.agrees(episode.scenario, outcome.behaviour)),
-        "steps": run.steps, "sim_seconds": run.seconds, "wall_seconds": run.wall_seconds, "error": run.error,
-    }
+    return episode_row(episode, backend, outcome, run.error if failed else "", run.steps, run.seconds,
+                       run.wall_seconds, failure=failed or "policy_error")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 from eval.real_arm.robot import CAMERAS, JointUnits, is_simulated
 from eval.real_arm.recording import TrialRecorder
 from eval.real_arm.safety import RateClock, SafetyConfig, SafetyFilter, SafetyLog, move_to_rest, safe_stop
-from eval.runner import SETTLE_STEPS, Episode
+from eval.runner import SETTLE_STEPS, Episode, error_text
 from policies.base import Policy
 
 DETECT_FRAME_EVERY = 10  # front frames handed to the outcome detector: 3 per second at 30 Hz
@@ -35,15 +35,11 @@ class PolicyFault(Exception):
     """The policy raised while acting; ``__cause__`` is its exception."""
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
-
-
 def _robot(call, *args):
     try:
         return call(*args)
     except Exception as exc:  # noqa: BLE001  KeyboardInterrupt is not an Exception: it passes through
-        raise RobotFault(_describe(exc)) from exc
+        raise RobotFault(error_text(exc)) from exc
 
 
 @dataclass
@@ -86,7 +82,10 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
     try:
         obs = _robot(robot.get_observation)
         run.before = np.array(obs["front"])
-        policy.reset(instruction, episode.seed)
+        try:  # a remote policy's reset can reach a server that is down: that is this trial's policy_error
+            policy.reset(instruction, episode.seed)
+        except Exception as exc:  # noqa: BLE001
+            raise PolicyFault(error_text(exc)) from exc
         safety.reset()
         settle = SETTLE_STEPS
         clock.start()
@@ -97,7 +96,7 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
             try:
                 target = policy.act(seen, info)
             except Exception as exc:  # noqa: BLE001  the grid goes on; the row says what broke
-                raise PolicyFault(_describe(exc)) from exc
+                raise PolicyFault(error_text(exc)) from exc
             safe = safety.filter(np.asarray(target, dtype=np.float64), q, run.steps, log, slow)
             sent = _robot(robot.send_action, units.action(safe))
             if recorder is not None:
@@ -132,7 +131,7 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
             run.status = "interrupted"
             log.event("interrupted", step=run.steps)
         except Exception as exc:  # noqa: BLE001
-            run.status, run.error = "robot_error", _describe(exc)
+            run.status, run.error = "robot_error", error_text(exc)
             log.event("serial_lost" if isinstance(exc, OSError) else "robot_fault", step=run.steps,
                       error=run.error[:200])
     if run.status != "finished":
@@ -141,6 +140,6 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
         try:
             run.after = np.array(robot.get_observation()["front"])
         except Exception as exc:  # noqa: BLE001
-            log.event("after_frame_failed", error=_describe(exc)[:200])
+            log.event("after_frame_failed", error=error_text(exc)[:200])
     run.wall_seconds = round(time.perf_counter() - wall0, 3)
     return run
