@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 from pathlib import Path
 
@@ -261,7 +260,7 @@ def test_ctrl_c_mid_trial_goes_to_rest_and_switches_torque_off(tmp_path, how):
         if policy.trial == 2 and policy.t == 15:
             if how == "raise":
                 raise KeyboardInterrupt
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # a real SIGINT, delivered to this (the main) thread
 
     robot = sim_robot(tmp_path)
     policy = Hold(target=lambda q: q + np.array([0.0, 0.02, 0.02, 0.0, 0.0, 0.0]), on_step=interrupt)

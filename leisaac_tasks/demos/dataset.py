@@ -196,7 +196,7 @@ class DemoWriter:
 
     def discard(self, attempt: Attempt) -> None:
         attempt.episode_index = None
-        attempt.frames = self._frames
+        attempt.frames = self._frames or attempt.frames  # a vectorized run never stages a rejected attempt's frames
         self._drop_buffer()
         self._log(attempt)
 

@@ -1,0 +1,199 @@
+"""Demo generation on a vectorized backend: many attempts at once, the same datasets as the one-env generator.
+
+In ``generate.py`` attempt k runs cell ``kept % len(cells)``, where ``kept`` counts the demos kept before it, so
+which cell attempt k runs depends on how the earlier attempts turned out. Here each env runs one *work item*, an
+(attempt, cell) pair, chosen speculatively: the ``AttemptScheduler`` estimates how likely each item is to be the
+one the sequential run would make (a success rate learned as attempts finish) and hands free envs the likeliest
+ones. An item's result depends only on its cell and layout seed (the env is reset with it, the expert is seeded
+with it), so finished items are held, frames and all, until the writer reaches them; then they are written in
+attempt order exactly as the one-env run writes them. Items that can no longer be needed are cancelled, and
+guesses that turn out wrong only cost env time, never change the output.
+
+    python -m leisaac_tasks.generate --recipe all --episodes 300 --out datasets/all --backend isaaclab --num-envs 256
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.vector_runner import PerEnvActor
+from leisaac_tasks.demos.dataset import Attempt, DemoWriter
+from leisaac_tasks.demos.generate import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget,
+                                          judge_attempt, out_of_attempts, tally_journal)
+from leisaac_tasks.demos.recipes import DatasetPlan
+from leisaac_tasks.spec import DEFAULT_SCENE
+from leisaac_tasks.vec_env import VecSandwichEnv
+from policies.scripted import ScriptedExpert
+
+Item = tuple[int, int]  # (attempt index, cell index)
+Frame = tuple[dict[str, np.ndarray], np.ndarray]  # (observation, action in sim radians)
+
+
+@dataclass
+class Finished:
+    record: Attempt
+    frames: list[Frame]  # empty for a rejected attempt: nothing of it is written
+
+
+@dataclass
+class AttemptScheduler:
+    """Which (attempt, cell) items to run next, given what has finished; see the module docstring."""
+
+    first: int  # the first attempt of this run (the writer's next_attempt)
+    episodes: int  # kept demos wanted in the dataset
+    n_cells: int
+    budget: int  # attempts stop at this index
+    horizon: int  # how many attempts past the next one to commit are considered
+    results: dict[Item, Finished] = field(default_factory=dict)
+    successes: int = 0
+    resolved: int = 0
+    next_commit: int = 0
+
+    def __post_init__(self) -> None:
+        self.next_commit = self.first
+
+    def finish(self, item: Item, result: Finished) -> None:
+        self.results[item] = result
+        self.resolved += 1
+        self.successes += result.record.success
+
+    def pop_next(self, kept: int) -> Finished | None:
+        """The result the writer takes next, once it has finished; ``kept`` is the writer's demo count."""
+        result = self.results.pop((self.next_commit, kept % self.n_cells), None)
+        if result is not None:
+            self.next_commit += 1
+            for item in [i for i in self.results if i[0] < self.next_commit]:
+                del self.results[item]  # other guesses for attempts already written
+        return result
+
+    def need(self, kept: int) -> dict[Item, float]:
+        """For each item from the next commit on: the chance the sequential run makes it, given the results so far.
+
+        A distribution over the kept count before each attempt is carried forward: a finished item moves it by
+        its real result, an unfinished one by the success rate seen so far (Laplace-smoothed, so never 0 or 1).
+        """
+        rate = (self.successes + 1) / (self.resolved + 2)
+        cell_of = np.arange(self.episodes) % self.n_cells
+        dist = np.zeros(self.episodes + 1)  # the last bin: enough demos, nothing more is needed
+        dist[min(kept, self.episodes)] = 1.0
+        need: dict[Item, float] = {}
+        for k in range(self.next_commit, min(self.budget, self.next_commit + self.horizon)):
+            alive = dist[:-1]
+            masses = np.bincount(cell_of, weights=alive, minlength=self.n_cells)
+            if not masses.any():
+                break
+            per_cell = np.full(self.n_cells, rate)
+            for cell, mass in enumerate(masses.tolist()):
+                if mass > 0.0:
+                    need[(k, cell)] = mass
+                known = self.results.get((k, cell))
+                if known is not None:
+                    per_cell[cell] = float(known.record.success)
+            moved = alive * per_cell[cell_of]
+            dist = np.concatenate([alive - moved, [dist[-1]]])
+            dist[1:] += moved
+        return need
+
+
+@dataclass
+class _Recording:
+    item: Item
+    frames: list[Frame] = field(default_factory=list)
+    steps: int = 0
+    settle: int = SETTLE_FRAMES
+
+
+def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Path, env: VecSandwichEnv,
+                                progress: bool = True) -> DatasetTally:
+    actor = PerEnvActor("expert", ScriptedExpert(noise=True))
+    cells = plan.cells
+    start = time.perf_counter()
+    size = (cfg.image_size, cfg.image_size)
+    with DemoWriter(root, size, fps=int(DEFAULT_SCENE.control_hz), resume=cfg.resume,
+                    checkpoint_every=cfg.checkpoint_every) as writer:
+        first = writer.next_attempt
+        sched = AttemptScheduler(first, cfg.episodes, len(cells), attempt_budget(cfg, first),
+                                 horizon=env.num_envs + 2 * len(cells))
+        bar = tqdm(total=cfg.episodes, initial=min(writer.episodes, cfg.episodes), desc=f"{plan.name}",
+                   unit="demo", disable=not progress)
+        running: list[_Recording | None] = [None] * env.num_envs
+        actions = np.zeros((env.num_envs, 6))
+        changed = True  # results arrived since the last refill: re-plan (the plan costs ~horizon numpy ops)
+        while True:
+            _write_ready(sched, writer, cfg, plan, bar)
+            if writer.episodes >= cfg.episodes:
+                break
+            if sched.next_commit >= sched.budget:
+                raise out_of_attempts(plan.name, root, writer.episodes, cfg.episodes, sched.next_commit)
+            if changed:
+                _refill(sched, env, actor, running, writer.episodes, cfg.seed, cells)
+                changed = False
+            active = [i for i, r in enumerate(running) if r is not None]
+            obs = env.observations(active)
+            for row, i in enumerate(active):
+                observation = {key: np.array(v[row]) for key, v in obs.items()}  # copies, not views of the batch
+                action = np.array(actor.act_one(i, observation, env.info(i)))
+                actions[i] = action
+                running[i].frames.append((observation, action))
+            mask = np.zeros(env.num_envs, dtype=bool)
+            mask[active] = True
+            env.step(actions, mask)
+            for i in active:
+                rec = running[i]
+                rec.steps += 1
+                if actor.done(i):
+                    rec.settle -= 1
+                if rec.steps >= cfg.max_steps or rec.settle <= 0:
+                    k, cell = rec.item
+                    record = judge_attempt(cells[cell], cfg.seed + k, k, env.outcome(i), rec.steps, rec.settle == 0)
+                    sched.finish(rec.item, Finished(record, rec.frames if record.success else []))
+                    running[i] = None
+                    changed = True
+            bar.set_postfix(attempts=sched.next_commit - first, rejected=sched.resolved - sched.successes)
+        bar.close()
+    return tally_journal(plan.name, root, time.perf_counter() - start)
+
+
+def _write_ready(sched: AttemptScheduler, writer: DemoWriter, cfg: GenerateConfig, plan: DatasetPlan,
+                 bar: tqdm) -> None:
+    """Write finished attempts in attempt order, as far as they are contiguous."""
+    while writer.episodes < cfg.episodes and sched.next_commit < sched.budget:
+        result = sched.pop_next(writer.episodes)
+        if result is None:
+            return
+        record = result.record
+        record.recipe, record.part = cfg.recipe, plan.name
+        if record.success:
+            for observation, action in result.frames:
+                writer.add_frame(observation, action, record.instruction)
+            writer.keep(record)
+            bar.update(1)
+        else:
+            writer.discard(record)
+
+
+def _refill(sched: AttemptScheduler, env: VecSandwichEnv, actor: PerEnvActor, running: list[_Recording | None],
+            kept: int, seed: int, cells) -> None:
+    """Cancel items that can no longer be needed; start the likeliest unstarted ones on free envs."""
+    need = sched.need(kept)
+    considered = {k for k, _ in need}
+    for i, rec in enumerate(running):
+        if rec is not None and (rec.item[0] < sched.next_commit or rec.item[0] in considered and rec.item not in need):
+            running[i] = None
+    busy = {rec.item for rec in running if rec is not None}
+    free = [i for i, rec in enumerate(running) if rec is None]
+    todo = sorted((item for item in need if item not in busy and item not in sched.results),
+                  key=lambda item: (-need[item], item))[:len(free)]
+    if not todo:
+        return
+    ids = free[:len(todo)]
+    env.reset_envs(ids, [cells[c].scenario for _, c in todo], [cells[c].instruction.text for _, c in todo],
+                   [seed + k for k, _ in todo])
+    for i, (k, c) in zip(ids, todo):
+        running[i] = _Recording((k, c))
+        actor.reset(i, cells[c].instruction.text, seed + k)
