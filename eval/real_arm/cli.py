@@ -17,7 +17,10 @@ lost, 130 Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -105,6 +108,21 @@ def safety_config(a: argparse.Namespace) -> SafetyConfig:
     return cfg
 
 
+@contextlib.contextmanager
+def ctrl_c_raises():
+    """The safe stop hangs on SIGINT raising KeyboardInterrupt, but a process started in the background of a
+    non-interactive shell inherits SIGINT ignored (and Python then installs no handler), and a library may replace
+    it: put Python's default in place for the session (signal handlers can only be set from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def main(argv: list[str] | None = None, *, input_stream: TextIO | None = None, robot=None,
          policies: dict | None = None) -> int:
     """``input_stream``, ``robot`` and ``policies`` let tests script the operator, inject faults and bring their
@@ -120,7 +138,8 @@ def main(argv: list[str] | None = None, *, input_stream: TextIO | None = None, r
         parser.error(str(exc))
     command = " ".join(["python -m eval.real_arm", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return _run(args, grid, safety, command, input_stream, robot, policies)
+        with ctrl_c_raises():
+            return _run(args, grid, safety, command, input_stream, robot, policies)
     except (ValueError, RuntimeError) as exc:  # setup problems: one line, nothing lost
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
