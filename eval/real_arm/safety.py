@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from eval.runner import error_text
 from leisaac_tasks.kinematics import FIXED_PAD_FACE_LOCAL, SO101Kinematics
 from leisaac_tasks.spec import RobotSpec
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, JOINT_NAMES
@@ -246,9 +247,9 @@ def safe_stop(robot, units, cfg: SafetyConfig, clock: RateClock, log: SafetyLog,
     except KeyboardInterrupt:  # a second Ctrl-C: skip the move, still switch torque off
         log.event("rest_aborted", reason="Ctrl-C during the move to rest")
     except Exception as exc:  # noqa: BLE001  the link may be gone: say so, still try torque off
-        log.event("rest_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+        log.event("rest_failed", error=error_text(exc)[:200])
     try:
         torque_off(robot)
         log.event("torque_off")
     except Exception as exc:  # noqa: BLE001
-        log.event("torque_off_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+        log.event("torque_off_failed", error=error_text(exc)[:200])

@@ -32,7 +32,7 @@ from eval.real_arm.robot import JointUnits, is_simulated
 from eval.real_arm.safety import RateClock, SafetyFilter, SafetyLog, safe_stop
 from eval.real_arm.trial import RobotFault, TrialRun, prepare_arm, run_trial
 from eval.results import ResultStore
-from eval.runner import Episode, episode_row
+from eval.runner import Episode, episode_row, error_text
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario
@@ -212,7 +212,7 @@ class Session:
             except RobotFault as fault:
                 return self._lost_before_run(record, prep, str(fault))
             except Exception as exc:  # noqa: BLE001  LeRobot errors reach here unwrapped
-                return self._lost_before_run(record, prep, f"{type(exc).__name__}: {exc}")
+                return self._lost_before_run(record, prep, error_text(exc))
             self.operator.countdown()
             slow = self.runs < self.safety.cfg.slow_trials
             self.runs += 1

@@ -51,12 +51,9 @@ class VLAChunks:
         return self.model.cfg.action_horizon
 
     def __call__(self, inputs: ModelInputs) -> np.ndarray:
-        from policies.vla.images import resize_images
+        from policies.vla.policy import model_batch
 
-        size = self.model.cfg.image_size
-        batch = {cam: resize_images(inputs.frames[cam], size).to(self.device) for cam in self.model.cfg.cameras}
-        batch["state"] = torch.as_tensor(inputs.state, dtype=torch.float32).to(self.device)
-        batch["task"] = list(inputs.instructions)
+        batch = model_batch(self.model, inputs.frames, inputs.state, inputs.instructions, self.device)
         generator = self.noise_generator(inputs.noise, len(inputs.state))
         return self.model.predict_chunk(batch, generator).float().cpu().numpy()
 

@@ -64,12 +64,9 @@ class VLAPolicy:
         """Joint targets (len(slots), 6) for these envs; observations are stacked in the same order."""
         need = [k for k, s in enumerate(slots) if not self._slots[s][1]]
         if need:
-            size = self.model.cfg.image_size
-            batch: dict[str, Any] = {cam: resize_images(observations[cam][need], size).to(self.device)
-                                     for cam in self.cameras}
-            batch["state"] = torch.as_tensor(sim_to_lerobot(observations["state"][need]),
-                                             dtype=torch.float32).to(self.device)
-            batch["task"] = [self._slots[slots[k]][0] for k in need]
+            batch = model_batch(self.model, {cam: observations[cam][need] for cam in self.cameras},
+                                sim_to_lerobot(observations["state"][need]),
+                                [self._slots[slots[k]][0] for k in need], self.device)
             # Each env draws its flow noise from its own generator, as a single episode would.
             cfg = self.model.cfg
             noise = torch.cat([torch.randn((1, cfg.action_horizon, cfg.action_dim), generator=self._slots[slots[k]][2],
@@ -80,8 +77,16 @@ class VLAPolicy:
         return np.stack([self._slots[s][1].popleft() for s in slots])
 
     def _batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
-        size = self.model.cfg.image_size
-        batch: dict[str, Any] = {cam: resize_images(observation[cam], size)[None].to(self.device) for cam in self.cameras}
-        batch["state"] = torch.as_tensor(sim_to_lerobot(observation["state"]), dtype=torch.float32)[None].to(self.device)
-        batch["task"] = [self.instruction]
-        return batch
+        return model_batch(self.model, {cam: observation[cam][None] for cam in self.cameras},
+                           sim_to_lerobot(observation["state"])[None], [self.instruction], self.device)
+
+
+def model_batch(model: VLA, frames: dict[str, np.ndarray], state: np.ndarray, tasks: list[str],
+                device: torch.device | str) -> dict[str, Any]:
+    """The model's input batch from uint8 frames (B, H, W, 3) per camera, state (B, 6) in LeRobot units and one
+    instruction per row; shared by in-process acting, batched acting and ``policies.gr00t.serve``."""
+    batch: dict[str, Any] = {cam: resize_images(frames[cam], model.cfg.image_size).to(device)
+                             for cam in model.cfg.cameras}
+    batch["state"] = torch.as_tensor(np.asarray(state), dtype=torch.float32).to(device)
+    batch["task"] = list(tasks)
+    return batch
