@@ -3,6 +3,7 @@
     python eval/isaaclab_gpu.py check --out OUT          # robot placement and FK vs the MJCF, settling, camera frames
     python eval/isaaclab_gpu.py grid --out OUT --seeds 10 --num-envs 480 --plan-workers 12
     python eval/isaaclab_gpu.py bench --out OUT --num-envs 1024
+    python eval/isaaclab_gpu.py demos --out OUT --num-envs 64 --episodes 48   # vectorized demo generation
     python eval/isaaclab_gpu.py all --out OUT            # each stage in its own process; a failure doesn't stop the rest
 
 Every stage writes JSON (and CSV/PNG) under OUT and prints one ``RESULT {json}`` line.
@@ -60,6 +61,8 @@ def check(out: Path, device: str = "cuda:0") -> dict:
     mj = NewtonManager._solver.mj_model  # the MuJoCo model Newton hands to MJWarp: one world's geoms
     res["mjwarp_geoms"] = [mj.geom(g).name.split("/World/envs/env_0/")[-1] for g in range(mj.ngeom)]
     res["mjwarp_substeps"] = NewtonManager._num_substeps
+    res["robot_collider_geoms"] = [name for g, name in enumerate(res["mjwarp_geoms"])
+                                   if "Robot/" in name and (mj.geom_contype[g] or mj.geom_conaffinity[g])]
     # World 0's contact softness: did the pads' and slices' authored mjc:solref / mjc:solimp reach MJWarp?
     mw = NewtonManager._solver.mjw_model
     solref, solimp = mw.geom_solref.numpy()[0], mw.geom_solimp.numpy()[0]
@@ -213,14 +216,30 @@ def bench(out: Path, num_envs: int, steps: int, grid_episodes: int, plan_workers
     return res
 
 
+def demos(out: Path, num_envs: int, episodes: int) -> dict:
+    """Vectorized demo generation on Isaac Lab: the recipe 'all' as one LeRobot dataset, read back by LeRobot."""
+    from leisaac_tasks.demos.generate import GenerateConfig, generate
+
+    cfg = GenerateConfig(recipe="all", out=out / "datasets", episodes=episodes, backend="isaaclab",
+                         num_envs=num_envs)
+    t0 = time.time()
+    tallies = generate(cfg, progress=False)  # includes Isaac Lab set-up and the LeRobot read-back check
+    wall = time.time() - t0
+    t = tallies[0]
+    return {"num_envs": num_envs, "recipe": cfg.recipe, "kept": t.kept, "attempts": t.attempts,
+            "frames": t.frames, "rejected_cells": t.rejected_cells, "wall_s": round(wall, 1),
+            "kept_per_min": round(t.kept / (wall / 60), 1), "gpu_memory_gb": _gpu_memory_gb()}
+
+
 def run_all(out: Path, args) -> None:
     """Each stage in its own process (one SimulationContext per process); log everything, keep going."""
     py = [sys.executable, str(Path(__file__).resolve())]
-    stages = [("check", ["check"], 300), ("grid", ["grid", "--seeds", str(args.seeds), "--num-envs", "480",
+    stages = [("check", ["check"], 420), ("grid", ["grid", "--seeds", str(args.seeds), "--num-envs", "480",
                                                    "--plan-workers", str(args.plan_workers)], 600)]
     for n, timeout in ((64, 240), (256, 240), (1024, 300), (4096, 420)):
         stages.append((f"bench{n}", ["bench", "--num-envs", str(n), "--grid-episodes", str(min(2 * n, 2048)),
                                      "--plan-workers", str(args.plan_workers)], timeout))
+    stages.append(("demos", ["demos", "--num-envs", "64", "--episodes", str(args.episodes)], 420))
     for name, argv, timeout in stages:
         if args.only and name not in args.only.split(","):
             continue
@@ -237,12 +256,13 @@ def run_all(out: Path, args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["check", "grid", "bench", "all"])
+    p.add_argument("stage", choices=["check", "grid", "bench", "demos", "all"])
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "outputs/isaaclab")))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--num-envs", type=int, default=480)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--grid-episodes", type=int, default=0)
+    p.add_argument("--episodes", type=int, default=48, help="demos: kept demos to generate")
     p.add_argument("--plan-workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--only", default="", help="with 'all': comma-separated stage names")
     p.add_argument("--device", default="cuda:0", help="'cpu' runs the check slowly without a GPU")
@@ -256,6 +276,8 @@ def main() -> None:
         res = check(a.out, a.device)
     elif a.stage == "grid":
         res = grid(a.out, a.seeds, a.num_envs, a.plan_workers)
+    elif a.stage == "demos":
+        res = demos(a.out, a.num_envs, a.episodes)
     else:
         res = bench(a.out, a.num_envs, a.steps, a.grid_episodes, a.plan_workers)
     res["stage_s"] = round(time.time() - t0, 1)

@@ -75,6 +75,18 @@ def test_jaw_pads_and_gripper_site_come_from_the_mjcf(sim):
     np.testing.assert_allclose(DESC.robot.ee_site_local, m.site_pos[m.site(SPEC.robot.ee_site).id])
 
 
+def test_link_colliders_are_the_mjcf_collision_meshes(sim):
+    """Every mesh the MuJoCo backend collides with is a hull collider on the same USD link, and nothing else."""
+    m = sim.model
+    mjcf = set()
+    for g in range(m.ngeom):
+        body = m.body(m.geom_bodyid[g]).name
+        if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH and m.geom_contype[g] and body != "world":
+            mjcf.add(("jaw" if body == "moving_jaw_so101_v1" else body, m.mesh(m.geom_dataid[g]).name))
+    assert set(DESC.robot.link_colliders) == mjcf and len(DESC.robot.link_colliders) == len(mjcf) == 13
+    assert {link for link, _ in mjcf} == {"shoulder", "upper_arm", "lower_arm", "wrist", "gripper", "jaw"}
+
+
 def test_cameras_match_the_mujoco_cameras(sim):
     for cam in DESC.cameras:
         mj = sim.model.camera(cam.name)
@@ -114,8 +126,8 @@ def test_physics_rate_and_contact_model_match_mujoco(sim):
 
 
 def test_only_the_pinch_is_stiffer_than_mujocos_default_contact(sim):
-    """Newton has only the pads to pinch with (no finger meshes), so the pads and slices get a stiffer contact
-    than MuJoCo's default; every other collider keeps MuJoCo's softness."""
+    """The pads and slices get a stiffer contact than MuJoCo's default (see PINCH_SOLREF); every other collider
+    keeps MuJoCo's softness."""
     stiff = {p.name for p in DESC.prims if p.solref is not None or p.solimp is not None}
     assert stiff == {"cheese", "bread", "fixed_jaw_pad", "moving_jaw_pad"}
     for name in stiff:

@@ -25,10 +25,10 @@ PARKING_DEPTH = 0.30  # absent slices rest on a shelf this far under the table t
 MJ_JAW_PADS = ("fixed_jaw_pad", "moving_jaw_pad")  # the MJCF's pad boxes, which the MuJoCo backend turns on
 # Contact softness of the pads and slices (MuJoCo solref/solimp; everything else keeps MuJoCo's 0.02 s / 0.9-0.95).
 # The 3.35 N*m jaw squeezes a slice with ~40 N. MuJoCo (CPU) spreads that over the pads *and* the finger meshes
-# (12 contacts, 4-10 mm deep at the default softness, measured); Newton imports none of the USD's link colliders,
-# so the pads alone take it, and at the default softness the slice yields through them and is pushed out.
-# Penetration scales with timeconst^2 * (1 - dmax) / dmax: these values cut it ~80x, so the pads hold the slice,
-# and slices stacked on the plate stop jittering.
+# (12 contacts, 4-10 mm deep at the default softness, measured). Without the finger meshes (Newton skips the USD's
+# own link colliders; see RobotDesc.link_colliders) the pads alone take it, and at the default softness the slice
+# yields through them and is pushed out. Penetration scales with timeconst^2 * (1 - dmax) / dmax: these values
+# cut it ~80x, so the pads hold the slice, and slices stacked on the plate stop jittering.
 PINCH_SOLREF = (0.005, 1.0)
 PINCH_SOLIMP = (0.95, 0.99, 0.001, 0.5, 2.0)
 
@@ -123,6 +123,10 @@ class RobotDesc:
     drive: JointDrive
     gripper_link: str
     ee_site_local: Vec3  # the MJCF's gripper site in the gripper link frame: info["ee_pos"]
+    # (USD link, part) pairs that collide as convex hulls, as the MJCF's collision meshes do. The USD applies its
+    # CollisionAPI to each link's ``collisions`` Xform, which UsdPhysics ignores ("unknown UsdGeomGPrim type"),
+    # so without this the arm has no colliders at all in Newton; parts the MJCF lacks (the camera mount) stay off.
+    link_colliders: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,7 @@ class _MjcfRobotFacts:
     forcerange: tuple[float, ...]
     ee_site_local: Vec3
     pads: tuple[tuple[str, str, Vec3, Quat, Vec3], ...]  # name, MJCF body, pos, quat xyzw, full extents
+    collision_meshes: tuple[tuple[str, str], ...]  # (MJCF body, mesh name) of every colliding mesh geom
 
 
 @lru_cache(maxsize=4)
@@ -186,6 +191,9 @@ def _mjcf_robot_facts(joint_names: tuple[str, ...], ee_site: str) -> _MjcfRobotF
         pads.append((pad, m.body(m.geom_bodyid[g.id]).name, tuple(map(float, m.geom_pos[g.id])),
                      wxyz_to_xyzw(m.geom_quat[g.id]), tuple(float(2 * s) for s in m.geom_size[g.id])))
     site = m.site(ee_site)
+    meshes = dict.fromkeys((m.body(m.geom_bodyid[g]).name, m.mesh(m.geom_dataid[g]).name) for g in range(m.ngeom)
+                           if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH
+                           and (m.geom_contype[g] or m.geom_conaffinity[g]))
     return _MjcfRobotFacts(
         joint_limits=tuple((float(lo), float(hi)) for lo, hi in m.jnt_range[[m.joint(j).id for j in joint_names]]),
         damping=tuple(float(m.dof_damping[d]) for d in dofs),
@@ -194,11 +202,16 @@ def _mjcf_robot_facts(joint_names: tuple[str, ...], ee_site: str) -> _MjcfRobotF
         forcerange=tuple(float(m.actuator_forcerange[a][1]) for a in acts),
         ee_site_local=tuple(float(v) for v in m.site_pos[site.id]),  # type: ignore[arg-type]
         pads=tuple(pads),
+        collision_meshes=tuple(meshes),
     )
 
 
-# The MJCF's moving-jaw body is the USD's ``jaw`` link (same frame: see so101_usd); the fixed pad rides the gripper.
-_USD_LINK_OF_MJCF_BODY = {"gripper": so101_usd.USD_GRIPPER_LINK, "moving_jaw_so101_v1": "jaw"}
+# The MJCF's moving-jaw body is the USD's ``jaw`` link (same frame: see so101_usd); the other links share names.
+_USD_LINK_OF_MJCF_BODY = {"moving_jaw_so101_v1": "jaw"}
+
+
+def _usd_link(mjcf_body: str) -> str:
+    return _USD_LINK_OF_MJCF_BODY.get(mjcf_body, mjcf_body)
 
 
 def _camera(cam: CameraSpec) -> CameraDesc:
@@ -240,7 +253,7 @@ def describe_scene(spec: SceneSpec) -> SceneDescription:
         # Same friction and contact dimension the MuJoCo backend gives the pads it switches on.
         prims.append(Prim(pad, "box", extents, (0.2, 0.2, 0.2, 1.0), "static", pos, quat, friction=1.2, condim=4,
                           solref=PINCH_SOLREF, solimp=PINCH_SOLIMP, visible=False,
-                          parent=_USD_LINK_OF_MJCF_BODY[body]))
+                          parent=_usd_link(body)))
     offsets = so101_usd.JOINT_OFFSETS
     n = len(robot.joint_names)
     yaw = so101_usd.ROOT_YAW
@@ -256,6 +269,7 @@ def describe_scene(spec: SceneSpec) -> SceneDescription:
                          effort_limit=facts.forcerange),
         gripper_link=so101_usd.USD_GRIPPER_LINK,
         ee_site_local=facts.ee_site_local,
+        link_colliders=tuple((_usd_link(body), mesh) for body, mesh in facts.collision_meshes),
     )
     physics = PhysicsDesc(control_dt=1.0 / spec.control_hz, substeps=spec.physics_substeps, cone="elliptic",
                           impratio=10.0)

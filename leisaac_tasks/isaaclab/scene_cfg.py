@@ -18,6 +18,7 @@ from isaaclab.sim.spawners.materials import UsdPhysicsRigidBodyMaterialCfg
 from isaaclab.utils import configclass
 
 from leisaac_tasks.isaaclab.description import Prim, SceneDescription
+from leisaac_tasks.isaaclab.usd_edits import author_contact, author_hull_colliders
 
 ENV_SPACING = 2.0  # Newton keeps envs in separate worlds; spacing only matters to a viewer
 
@@ -37,25 +38,6 @@ PRESETS: dict[str, BackendPreset] = {
 }
 
 
-def _author_contact(stage, root_path: str, condim: int, solref: tuple | None, solimp: tuple | None) -> None:
-    """MuJoCo contact attributes on every collider under ``root_path`` (Newton's MJWarp solver reads ``mjc:condim``,
-    ``mjc:solref`` and ``mjc:solimp``; an authored solref is used as is)."""
-    from pxr import Sdf, Usd, UsdPhysics, Vt
-
-    root = stage.GetPrimAtPath(root_path)
-    if not root:
-        return
-    for prim in Usd.PrimRange(root):
-        if not prim.HasAPI(UsdPhysics.CollisionAPI):
-            continue
-        if condim != 3:
-            prim.CreateAttribute("mjc:condim", Sdf.ValueTypeNames.Int).Set(int(condim))
-        if solref is not None:
-            prim.CreateAttribute("mjc:solref", Sdf.ValueTypeNames.DoubleArray).Set(Vt.DoubleArray(list(solref)))
-        if solimp is not None:
-            prim.CreateAttribute("mjc:solimp", Sdf.ValueTypeNames.DoubleArray).Set(Vt.DoubleArray(list(solimp)))
-
-
 def _prim(fields: dict) -> Prim:
     """A Prim back from the plain dict a configclass field holds."""
     return Prim(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
@@ -70,24 +52,28 @@ class SliceCfg(RigidObjectCfg):
     solimp: tuple | None = None
 
     def _post_spawn(self, stage) -> None:
-        _author_contact(stage, self.spawn.spawn_path or self.prim_path, self.condim, self.solref, self.solimp)
+        author_contact(stage, self.spawn.spawn_path or self.prim_path, self.condim, self.solref, self.solimp)
 
 
 @configclass
 class SO101WithPadsCfg(ArticulationCfg):
-    """The SO-101 USD plus the MJCF's jaw pads, authored under its links before the envs are cloned."""
+    """The SO-101 USD plus the MJCF's collision meshes and jaw pads, authored before the envs are cloned."""
 
     pads: tuple = ()  # Prim fields as dicts
+    link_colliders: tuple = ()  # (USD link, part) pairs: RobotDesc.link_colliders
 
     def _post_spawn(self, stage) -> None:
         super()._post_spawn(stage)
         root = self.spawn.spawn_path or self.prim_path
+        made = author_hull_colliders(stage, root, self.link_colliders)
+        if made != len(self.link_colliders):
+            raise RuntimeError(f"expected {len(self.link_colliders)} collision meshes in the SO-101 USD, found {made}")
         for fields in self.pads:
             pad = _prim(fields)
             path = f"{root}/{pad.parent}/{pad.name}"
             _shape_cfg(pad, rigid=False).func(path, _shape_cfg(pad, rigid=False), translation=pad.pos,
                                               orientation=pad.quat)
-            _author_contact(stage, path, pad.condim, pad.solref, pad.solimp)
+            author_contact(stage, path, pad.condim, pad.solref, pad.solimp)
 
 
 def _shape_cfg(p: Prim, rigid: bool = True) -> sim_utils.ShapeCfg:
@@ -127,6 +113,7 @@ def _robot_cfg(desc: SceneDescription) -> SO101WithPadsCfg:
             viscous_friction=per_joint(d.viscous_friction), friction=per_joint(d.friction),
             armature=per_joint(d.armature), effort_limit_sim=per_joint(d.effort_limit))},
         pads=tuple(asdict(p) for p in desc.prims if p.parent),  # plain data: configclass copies its fields
+        link_colliders=r.link_colliders,
     )
 
 
