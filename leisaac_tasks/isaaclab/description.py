@@ -135,6 +135,9 @@ class PhysicsDesc:
     substeps: int  # physics steps per control step
     cone: Literal["elliptic", "pyramidal"]
     impratio: float
+    # Box-box contacts: "analytic" is MuJoCo C's box-box collider (MJWarp's NATIVECCD disable flag); "ccd" is
+    # MJWarp's default GJK/EPA path, which let stacked slices sink through the plate (see scene_cfg).
+    box_box: Literal["analytic", "ccd"] = "analytic"
 
     @property
     def physics_dt(self) -> float:

@@ -7,6 +7,7 @@ configuration for machines that have Isaac Sim; nothing here requires it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import isaaclab.sim as sim_utils
@@ -151,10 +152,36 @@ def build_scene_cfg(desc: SceneDescription, num_envs: int, cameras: tuple[str, .
     return cls(num_envs=num_envs, env_spacing=ENV_SPACING)
 
 
+def use_box_box_collider(kind: str) -> None:
+    """Pick MJWarp's box-box collider for every SolverMuJoCo built after this call.
+
+    MJWarp sends box-box pairs (slices, pads, plate, table, holder) through its GJK/EPA convex path unless the
+    NATIVECCD disable flag is set; MuJoCo C always uses its analytic box-box collider. On the GJK/EPA path a slice
+    stacked on another on the plate sank through the 8 mm plate collider to the table top (13-16 mm down, in the
+    stacking cells of the seed grid; cf. mujoco_warp issues #1526 and #1430). Newton doesn't expose the flag, so
+    the model conversion is wrapped to add it.
+    """
+    import mujoco
+    from newton.solvers import SolverMuJoCo
+
+    original = getattr(SolverMuJoCo._convert_to_mjc, "__wrapped__", SolverMuJoCo._convert_to_mjc)
+    if kind == "ccd":
+        SolverMuJoCo._convert_to_mjc = original
+        return
+
+    @functools.wraps(original)
+    def convert(self, model, *args, disableflags: int = 0, **kwargs):
+        return original(self, model, *args, disableflags=disableflags | mujoco.mjtDisableBit.mjDSBL_NATIVECCD,
+                        **kwargs)
+
+    SolverMuJoCo._convert_to_mjc = convert
+
+
 def build_sim_cfg(desc: SceneDescription, device: str = "cuda:0") -> sim_utils.SimulationCfg:
     from isaaclab_newton.physics import MJWarpSolverCfg, NewtonCfg
 
     ph = desc.physics
+    use_box_box_collider(ph.box_box)
     # One sim step = one control period; Newton runs the spec's physics substeps inside it (one CUDA graph).
     # ls_iterations 100: at 50 MJWarp reported line-search limits in pinches, where MuJoCo (CPU) converges.
     solver = MJWarpSolverCfg(njmax=600, nconmax=120, cone=ph.cone, impratio=ph.impratio, integrator="euler",
