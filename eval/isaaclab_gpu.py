@@ -45,6 +45,7 @@ def _gpu_memory_gb() -> float:
 
 def check(out: Path, device: str = "cuda:0") -> dict:
     """Does the Isaac Lab scene match the spec and the MJCF? Placement, forward kinematics, settling, frames."""
+    import mujoco
     import torch
 
     from leisaac_tasks.isaaclab import so101_usd
@@ -61,8 +62,8 @@ def check(out: Path, device: str = "cuda:0") -> dict:
     mj = NewtonManager._solver.mj_model  # the MuJoCo model Newton hands to MJWarp: one world's geoms
     res["mjwarp_geoms"] = [mj.geom(g).name.split("/World/envs/env_0/")[-1] for g in range(mj.ngeom)]
     res["mjwarp_substeps"] = NewtonManager._num_substeps
-    res["mjwarp_disableflags"] = int(NewtonManager._solver.mj_model.opt.disableflags)
-    res["mjwarp_analytic_box_box"] = bool(res["mjwarp_disableflags"] & 131072)  # mjDSBL_NATIVECCD
+    res["mjwarp_disableflags"] = int(mj.opt.disableflags)
+    res["mjwarp_analytic_box_box"] = bool(mj.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_NATIVECCD)
     res["robot_collider_geoms"] = [name for g, name in enumerate(res["mjwarp_geoms"])
                                    if "Robot/" in name and (mj.geom_contype[g] or mj.geom_conaffinity[g])]
     # World 0's contact softness: did the pads' and slices' authored mjc:solref / mjc:solimp reach MJWarp?
