@@ -28,10 +28,10 @@ if __package__ in (None, ""):  # run as a script from a clone: make the repo imp
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval.clips import REPLAY_FIELDS, Clip, ClipConfig, PolicyClips, record_clips, sample_rows  # noqa: E402
-from eval.metrics import METRICS, summarize  # noqa: E402
+from eval.metrics import ERROR_BEHAVIOURS, METRICS, MIN_SEEDS_FOR_CI, summarize  # noqa: E402
 from eval.plots import plot_metric_bars, plot_outcome_heatmap  # noqa: E402
 from eval.provenance import REPO_ROOT, environment, read_manifest  # noqa: E402
-from eval.report import file_stem, load_episodes  # noqa: E402
+from eval.report import file_stem, load_episodes, metric_text  # noqa: E402
 from eval.results import COLUMNS  # noqa: E402
 from eval.run_matrix import MatrixConfig  # noqa: E402
 
@@ -186,9 +186,10 @@ def _badge(blind: bool | None) -> str:
 
 
 def _ci(row: pd.Series, key: str) -> str:
-    if pd.isna(row[key]):
-        return "–"
-    return f"<b>{row[key]:.2f}</b><br><span class='note'>[{row[key + '_lo']:.2f}, {row[key + '_hi']:.2f}]</span>"
+    value, ci = metric_text(row, key)
+    if key == "lii" and value != "n/a" and not pd.isna(row.get("lii_oracle")):
+        value += f" <span class='note'>of {row['lii_oracle']:.2f}</span>"
+    return f"<b>{value}</b>" + (f"<br><span class='note'>{ci}</span>" if ci else "")
 
 
 def metrics_table(summary: pd.DataFrame, entries: dict[str, PolicyEntry]) -> str:
@@ -199,11 +200,21 @@ def metrics_table(summary: pd.DataFrame, entries: dict[str, PolicyEntry]) -> str
         cells = "".join(f'<td class="num">{_ci(r, k)}</td>' for k in METRICS)
         flag = (' <span class="warn">(should be 0)</span>'
                 if entry.language_blind and not pd.isna(r["lii"]) and r["lii"] > 0 else "")
+        errors = int(r["errors"])
         rows.append(f'<tr class="policy-row" data-policy="{_e(r["policy"])}"><td><b>{_e(r["policy"])}</b>{flag}</td>'
                     f'<td>{_badge(entry.language_blind)}</td><td>{_e(entry.run.label)}</td>'
-                    f'<td class="num">{int(r["episodes"])}</td>{cells}</tr>')
+                    f'<td class="num">{int(r["episodes"])}</td>'
+                    f'<td class="num{" warn" if errors else ""}">{errors}</td>{cells}</tr>')
+    sizes = sorted({int(n) for n in summary["episodes"]})
+    mismatch = ("" if len(sizes) < 2 else
+                f'<p class="warn">These rows come from grids of different sizes ({", ".join(map(str, sizes))} '
+                f'episodes): compare them with care, or rerun them on one grid.</p>')
+    notes = ('<p class="note">Errors (policy_error, robot_error) are counted and left out of every metric. '
+             'The language influence index is shown with the oracle\'s own index on the same cells, its ceiling. '
+             f'A CI needs at least {MIN_SEEDS_FOR_CI} seeds; with fewer it reads "CI n/a".</p>')
     return (f'<div class="table-wrap"><table id="metrics-table"><thead><tr><th>policy</th><th>kind</th><th>run</th>'
-            f'<th>episodes</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+            f'<th>episodes (n)</th><th>errors</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+            f'{mismatch}{notes}')
 
 
 def _clip_figure(clip: Clip) -> str:
@@ -221,7 +232,7 @@ def _clip_figure(clip: Clip) -> str:
 
 
 def policy_section(entry: PolicyEntry, heatmap: Path) -> str:
-    errors = entry.episodes[entry.episodes["behaviour"] == "policy_error"]
+    errors = entry.episodes[entry.episodes["behaviour"].isin(ERROR_BEHAVIOURS)]
     error_note = ""
     if len(errors):
         error_note = (f'<p class="warn">{len(errors)} episode(s) ended in policy_error (not replayed), e.g.: '
@@ -302,7 +313,7 @@ def build_report(cfg: ReportConfig, argv: list[str]) -> Path:
     cfg.out.mkdir(parents=True, exist_ok=True)
     episodes = pd.concat([e.episodes for e in entries], ignore_index=True)
     summary = summarize(episodes)
-    summary.to_csv(cfg.out / "summary.csv", index=False)
+    summary.to_csv(cfg.out / "summary.csv", index=False, na_rep="n/a")
     for entry in entries:
         plot_outcome_heatmap(entry.episodes, entry.name, cfg.out / f"heatmap_{file_stem(entry.name)}.png")
         if cfg.clips.count > 0:

@@ -4,10 +4,20 @@ Expected columns: policy, scenario, instruction, intent, seed, cheese, bread, be
 outcome_label, success (0/1), heuristic_agreement (0/1). ``cheese``/``bread`` hold Outcome
 values as strings, ``intent`` is ``str(Intent)``, ``scenario`` a label ``Scenario.parse`` reads.
 The metric functions score one policy's episodes; ``summarize`` splits by policy.
+
+Honesty rules, which every metric follows:
+- ``policy_error``/``robot_error`` rows are counted (``errors``) and left out of every metric. A table with
+  nothing else scores n/a (NaN), never a perfect score.
+- Doing nothing must not look good: ``success_act`` scores only episodes where the oracle expects a slice to be
+  placed (an idle policy gets 0 there), and ``language_sensitivity`` only instruction pairs whose accepted outcomes
+  cannot coincide (an idle or language-blind policy gets 0 there).
+- A CI is a statement about seeds: with fewer than 2 seeds it is n/a, not a zero-width interval. The bootstrap
+  sees the rows in a canonical order, so the CI depends on the table's content, not on the order rows were written.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
@@ -15,12 +25,17 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from eval.oracle import Expect, expected
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.outcomes import LEFT_ALONE, Outcome
-from leisaac_tasks.scenarios import Scenario, scenario_set
+from leisaac_tasks.scenarios import INGREDIENTS, Scenario, scenario_set
 
 N_BOOT = 1000
 BEHAVIOURS = ("picked_cheese", "picked_bread", "picked_both", "disturbed", "none")
+ERROR_BEHAVIOURS = ("policy_error", "robot_error")  # the episode never ran to an outcome
+MIN_SEEDS_FOR_CI = 2
+# The canonical row order the bootstrap sees: the episode key, then its outcome to break ties between repeats.
+_ORDER = ("policy", "scenario", "instruction", "seed", "outcome_label", "behaviour", "success")
 
 
 @dataclass(frozen=True)
@@ -34,31 +49,89 @@ class MetricValue:
 _EMPTY = MetricValue(float("nan"), float("nan"), float("nan"), 0)
 
 
-def _with_ci(point: float, replicates: np.ndarray, n: int) -> MetricValue:
+def error_rows(df: pd.DataFrame) -> pd.Series:
+    """True for episodes that ended in a policy or robot error: they have no outcome to score."""
+    return df["behaviour"].isin(ERROR_BEHAVIOURS)
+
+
+def scored(df: pd.DataFrame) -> pd.DataFrame:
+    """The episodes a metric may score, error rows left out, in the canonical order (so CIs ignore row order)."""
+    keep = df[~error_rows(df)] if "behaviour" in df else df
+    keys = [c for c in _ORDER if c in keep]
+    return keep.sort_values(keys, kind="stable").reset_index(drop=True) if keys and len(keep) else keep
+
+
+def _ci_allowed(df: pd.DataFrame) -> bool:
+    return "seed" not in df or df["seed"].nunique() >= MIN_SEEDS_FOR_CI
+
+
+def _with_ci(point: float, replicates: np.ndarray | None, n: int) -> MetricValue:
+    if replicates is None:
+        return MetricValue(float(point), float("nan"), float("nan"), n)
     lo, hi = np.percentile(replicates, [2.5, 97.5])
     return MetricValue(float(point), float(lo), float(hi), n)
 
 
-def _bootstrap_mean(values: Sequence[float], n_boot: int, seed: int) -> MetricValue:
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return _EMPTY
+def bootstrap_replicates(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Means of ``n_boot`` resamples (with replacement) of ``x``, drawn as rng.integers(0, n, (n_boot, n))."""
     rng = np.random.default_rng(seed)
     # Chunked so a large table never materialises n_boot × n indices at once.
     step = max(1, 10_000_000 // x.size)
-    reps = np.concatenate([x[rng.integers(0, x.size, (min(step, n_boot - s), x.size))].mean(axis=1)
+    return np.concatenate([x[rng.integers(0, x.size, (min(step, n_boot - s), x.size))].mean(axis=1)
                            for s in range(0, n_boot, step)])
-    return _with_ci(x.mean(), reps, x.size)
+
+
+def _bootstrap_mean(values: Sequence[float], n_boot: int, seed: int, with_ci: bool = True) -> MetricValue:
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return _EMPTY
+    return _with_ci(x.mean(), bootstrap_replicates(x, n_boot, seed) if with_ci else None, x.size)
+
+
+def _mean_of(df: pd.DataFrame, column: str, n_boot: int, seed: int) -> MetricValue:
+    df = scored(df)
+    return _bootstrap_mean(df[column], n_boot, seed, _ci_allowed(df))
+
+
+def error_count(df: pd.DataFrame) -> int:
+    return int(error_rows(df).sum()) if "behaviour" in df else 0
 
 
 def success_rate(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """Fraction of episodes the oracle judged a success."""
-    return _bootstrap_mean(df["success"], n_boot, seed)
+    return _mean_of(df, "success", n_boot, seed)
+
+
+@lru_cache(maxsize=None)
+def _expectation(scenario: str, intent: str) -> tuple[Expect, ...]:
+    exp = expected(Scenario.parse(scenario), Intent.parse(intent))
+    return tuple(exp[ing] for ing in INGREDIENTS)
+
+
+def _asks_to_act(scenario: str, intent: str) -> bool:
+    return Expect.PLACE in _expectation(scenario, intent)
+
+
+def _by_task_kind(df: pd.DataFrame, act: bool) -> pd.DataFrame:
+    if df.empty:
+        return df
+    mask = [_asks_to_act(s, i) == act for s, i in zip(df["scenario"], df["intent"])]
+    return df[np.asarray(mask, dtype=bool)]
+
+
+def success_act(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
+    """Success where the oracle expects a slice to be placed. A policy that does nothing gets 0."""
+    return _mean_of(_by_task_kind(scored(df), act=True), "success", n_boot, seed)
+
+
+def success_refrain(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
+    """Success where the oracle expects nothing to be placed (nothing moves, or the avoided slice stays)."""
+    return _mean_of(_by_task_kind(scored(df), act=False), "success", n_boot, seed)
 
 
 def heuristic_agreement(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """Fraction of episodes whose behaviour the seed's language-blind heuristic allows."""
-    return _bootstrap_mean(df["heuristic_agreement"], n_boot, seed)
+    return _mean_of(df, "heuristic_agreement", n_boot, seed)
 
 
 @lru_cache(maxsize=None)
@@ -71,9 +144,31 @@ def _avoided_present(intent: str, scenario: str) -> str | None:
 
 def negation_compliance(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """Among ``avoid X`` episodes with X in the scene, the fraction where X was left alone."""
+    df = scored(df)
     targets = [_avoided_present(i, s) for i, s in zip(df["intent"], df["scenario"])]
     complied = [Outcome(df[t].iat[k]) in LEFT_ALONE for k, t in enumerate(targets) if t is not None]
-    return _bootstrap_mean(complied, n_boot, seed)
+    return _bootstrap_mean(complied, n_boot, seed, _ci_allowed(df))
+
+
+# --- how much the instruction changes the outcome -------------------------------------------------------------
+_ACCEPTED = {Expect.PLACE: frozenset({Outcome.ON_PLATE}), Expect.STAY: LEFT_ALONE,
+             Expect.ABSENT: frozenset({Outcome.ABSENT}),
+             Expect.ANY: frozenset(Outcome) - {Outcome.ABSENT}}
+
+
+def accepted_outcomes(scenario: str, intent: str) -> tuple[frozenset[Outcome], ...]:
+    """Per ingredient, the outcomes the oracle accepts: the episode succeeds iff every one is met."""
+    return tuple(_ACCEPTED[e] for e in _expectation(scenario, intent))
+
+
+def pair_relation(scenario: str, intent_a: str, intent_b: str) -> str:
+    """``disjoint`` (no outcome satisfies both), ``same`` (the same outcomes satisfy both) or ``overlap``."""
+    a, b = accepted_outcomes(scenario, intent_a), accepted_outcomes(scenario, intent_b)
+    if a == b:
+        return "same"
+    if any(not (x & y) for x, y in zip(a, b)):
+        return "disjoint"
+    return "overlap"
 
 
 def _distributions(samples: np.ndarray, n_labels: int) -> np.ndarray:
@@ -83,64 +178,110 @@ def _distributions(samples: np.ndarray, n_labels: int) -> np.ndarray:
     return np.bincount(flat, minlength=b * n_labels).reshape(b, n_labels) / m
 
 
-def _mean_pairwise_tv(probs: np.ndarray) -> np.ndarray:
-    """(B, K instructions, L labels) -> (B,) mean total-variation distance over instruction pairs."""
-    tv = 0.5 * np.abs(probs[:, :, None, :] - probs[:, None, :, :]).sum(axis=-1)
-    upper = np.triu_indices(probs.shape[1], k=1)
-    return tv[:, upper[0], upper[1]].mean(axis=1)
+def _pairwise_tv(probs: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """(B, K instructions, L labels) -> (B,) mean total-variation distance over the given instruction pairs."""
+    i, j = np.asarray(pairs).T
+    return (0.5 * np.abs(probs[:, i, :] - probs[:, j, :]).sum(axis=-1)).mean(axis=1)
 
 
 def _one_policy(df: pd.DataFrame) -> None:
     if "policy" in df and df["policy"].nunique() > 1:
-        raise ValueError("language_influence_index compares instructions within one policy; "
+        raise ValueError("language metrics compare instructions within one policy; "
                          "pass one policy's episodes, e.g. df[df.policy == name], or use summarize(df)")
 
 
-def language_influence_index(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
-    """How much changing the instruction changes the outcome, in [0, 1].
+PairFilter = Callable[[str, str, str], bool]  # (scenario, intent of a, intent of b) -> include the pair
 
-    Per scenario, each instruction gives a distribution of ``outcome_label`` over seeds; the index
-    is the total-variation distance between two instructions' distributions, averaged over all
-    instruction pairs, then over scenarios (those with fewer than 2 instructions are skipped).
-    0: language is ignored; 1: every instruction change flips the outcome.
 
-    A language-blind policy whose randomness depends only on the seed, run on the same seeds for
-    every instruction, gets exactly 0: every instruction then has the same distribution.
+def _instruction_tv(df: pd.DataFrame, keep_pair: PairFilter, n_boot: int, seed: int) -> MetricValue:
+    """Per scenario, the mean total-variation distance between the ``outcome_label`` distributions of the
+    instruction pairs ``keep_pair`` selects; then the mean over scenarios that have such a pair.
 
-    Bootstrap: episodes are resampled within each (scenario, instruction) cell. When a scenario's
-    cells share the same seeds, one draw of seeds is used for all of them, keeping the pairing;
-    independent draws would make a blind policy look language-sensitive through noise alone.
+    Bootstrap: episodes are resampled within each (scenario, instruction) cell. When a scenario's cells share
+    the same seeds, one draw of seeds is used for all of them, keeping the pairing; independent draws would make
+    a blind policy look language-sensitive through noise alone.
     """
     _one_policy(df)
+    df = scored(df)
     if df.empty:
         return _EMPTY
     codes, uniques = pd.factorize(df["outcome_label"])
     n_labels = len(uniques)
     frame = pd.DataFrame({"scenario": df["scenario"].to_numpy(), "instruction": df["instruction"].to_numpy(),
-                          "seed": df["seed"].to_numpy(), "code": codes})
+                          "intent": df["intent"].to_numpy(), "seed": df["seed"].to_numpy(), "code": codes})
+    with_ci = _ci_allowed(df)
     rng = np.random.default_rng(seed)
     points, reps, n = [], [], 0
-    for _, sdf in frame.groupby("scenario", sort=False):
-        cells = [g.sort_values("seed", kind="stable") for _, g in sdf.groupby("instruction", sort=False)]
-        if len(cells) < 2:
+    for scenario, sdf in frame.groupby("scenario", sort=True):
+        cells = [g for _, g in sdf.groupby("instruction", sort=True)]
+        intents = [c["intent"].iat[0] for c in cells]
+        pairs = [(a, b) for a, b in itertools.combinations(range(len(cells)), 2)
+                 if keep_pair(scenario, intents[a], intents[b])]
+        if not pairs:
             continue
         codes_per_cell = [c["code"].to_numpy() for c in cells]
-        n += len(sdf)
-        points.append(_mean_pairwise_tv(np.stack([_distributions(c[None], n_labels) for c in codes_per_cell],
-                                                 axis=1))[0])
+        n += sum(len(codes_per_cell[k]) for k in {k for p in pairs for k in p})
+        points.append(_pairwise_tv(np.stack([_distributions(c[None], n_labels) for c in codes_per_cell],
+                                            axis=1), pairs)[0])
+        if not with_ci:
+            continue
         seeds = cells[0]["seed"].to_numpy()
         paired = all(np.array_equal(c["seed"].to_numpy(), seeds) for c in cells)
         shared = rng.integers(0, len(seeds), (n_boot, len(seeds))) if paired else None
         draws = [c[shared] if paired else c[rng.integers(0, len(c), (n_boot, len(c)))] for c in codes_per_cell]
-        reps.append(_mean_pairwise_tv(np.stack([_distributions(d, n_labels) for d in draws], axis=1)))
+        reps.append(_pairwise_tv(np.stack([_distributions(d, n_labels) for d in draws], axis=1), pairs))
     if not points:
         return _EMPTY
-    return _with_ci(np.mean(points), np.mean(reps, axis=0), n)
+    return _with_ci(np.mean(points), np.mean(reps, axis=0) if with_ci else None, n)
+
+
+def language_influence_index(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
+    """How much changing the instruction changes the outcome, in [0, 1], over *every* instruction pair.
+
+    0: language is ignored; 1: every instruction change changes the outcome. A language-blind policy whose
+    randomness depends only on the seed, run on the same seeds for every instruction, gets exactly 0. Read it
+    next to ``oracle_influence_index``: a perfect policy only reaches what the oracle's own outcomes reach.
+    """
+    return _instruction_tv(df, lambda s, a, b: True, n_boot, seed)
+
+
+def language_sensitivity(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
+    """The same distance over pairs whose accepted outcomes are disjoint: a change of meaning the robot must
+    act on. Ideal 1; a language-blind or idle policy gets 0."""
+    return _instruction_tv(df, lambda s, a, b: pair_relation(s, a, b) == "disjoint", n_boot, seed)
+
+
+def wording_sensitivity(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
+    """The same distance over pairs whose accepted outcomes are identical (paraphrases, for instance): a
+    change of wording only. Ideal 0; a policy that reacts to words rather than meaning scores above it."""
+    return _instruction_tv(df, lambda s, a, b: pair_relation(s, a, b) == "same", n_boot, seed)
+
+
+def _oracle_label(scenario: str, intent: str) -> str:
+    """The outcome a minimal correct policy produces: place what it must, leave everything else alone."""
+    canon = {Expect.PLACE: Outcome.ON_PLATE, Expect.ABSENT: Outcome.ABSENT}
+    return "/".join(canon.get(e, Outcome.UNTOUCHED).value for e in _expectation(scenario, intent))
+
+
+def oracle_influence_index(df: pd.DataFrame) -> float:
+    """The language influence index of the oracle's own outcomes on the same (scenario, instruction) cells:
+    the ceiling the index can be read against (a fraction of it)."""
+    df = scored(df)
+    if df.empty:
+        return float("nan")
+    cells = df[["scenario", "instruction", "intent"]].drop_duplicates()
+    oracle = cells.assign(outcome_label=[_oracle_label(s, i) for s, i in zip(cells["scenario"], cells["intent"])],
+                          seed=0, behaviour="oracle")
+    return language_influence_index(oracle, n_boot=1).value
 
 
 # Metric key -> (function, human label). Keys name the summary columns.
 METRICS: dict[str, tuple[Callable[..., MetricValue], str]] = {
     "success": (success_rate, "success rate"),
+    "success_act": (success_act, "success, must act"),
+    "success_refrain": (success_refrain, "success, must refrain"),
+    "language_sensitivity": (language_sensitivity, "language sensitivity"),
+    "wording_sensitivity": (wording_sensitivity, "wording sensitivity"),
     "lii": (language_influence_index, "language influence index"),
     "negation": (negation_compliance, "negation compliance"),
     "heuristic": (heuristic_agreement, "seed-heuristic agreement"),
@@ -148,13 +289,16 @@ METRICS: dict[str, tuple[Callable[..., MetricValue], str]] = {
 
 
 def summarize(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
-    """One row per policy: ``episodes`` and, per metric key, ``<key>``, ``<key>_lo``, ``<key>_hi``."""
+    """One row per policy: ``episodes``, ``errors``, ``seeds``, per metric key ``<key>``, ``<key>_lo``,
+    ``<key>_hi``, and ``lii_oracle``. Error rows count in ``episodes`` and ``errors`` and nowhere else."""
     rows = []
     for policy, pdf in df.groupby("policy", sort=False):
-        row: dict[str, object] = {"policy": policy, "episodes": len(pdf)}
+        row: dict[str, object] = {"policy": policy, "episodes": len(pdf), "errors": error_count(pdf),
+                                  "seeds": int(scored(pdf)["seed"].nunique()) if "seed" in pdf else 0}
         for key, (fn, _) in METRICS.items():
             m = fn(pdf, n_boot=n_boot, seed=seed)
             row.update({key: m.value, f"{key}_lo": m.ci_low, f"{key}_hi": m.ci_high})
+        row["lii_oracle"] = oracle_influence_index(pdf)
         rows.append(row)
     return pd.DataFrame(rows)
 

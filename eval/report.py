@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from eval.metrics import METRICS, summarize
+from eval.metrics import METRICS, MIN_SEEDS_FOR_CI, summarize
 from eval.plots import plot_metric_bars, plot_outcome_heatmap
 
 
@@ -15,13 +16,36 @@ def load_episodes(csv_path: Path) -> pd.DataFrame:
     return pd.read_csv(csv_path, keep_default_na=False, dtype={"instruction": str})
 
 
+def _nan(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def metric_text(row: pd.Series, key: str) -> tuple[str, str]:
+    """(value, CI) as text: n/a where nothing could be scored, CI n/a where fewer than 2 seeds were run."""
+    if _nan(row[key]):
+        return "n/a", ""
+    if _nan(row[f"{key}_lo"]):
+        return f"{row[key]:.2f}", "CI n/a"
+    return f"{row[key]:.2f}", f"[{row[key + '_lo']:.2f}, {row[key + '_hi']:.2f}]"
+
+
 def markdown_summary(summary: pd.DataFrame) -> str:
-    header = "| policy | episodes | " + " | ".join(label for _, label in METRICS.values()) + " |"
-    lines = [header, "|" + "---|" * (2 + len(METRICS))]
+    header = "| policy | episodes | errors | " + " | ".join(label for _, label in METRICS.values()) + " |"
+    lines = [header, "|" + "---|" * (3 + len(METRICS))]
     for _, r in summary.iterrows():
-        cells = [f"{r[k]:.2f} [{r[k + '_lo']:.2f}, {r[k + '_hi']:.2f}]" for k in METRICS]
-        lines.append(f"| {r['policy']} | {int(r['episodes'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells = []
+        for k in METRICS:
+            value, ci = metric_text(r, k)
+            if k == "lii" and not _nan(r.get("lii_oracle")):
+                value += f" of {r['lii_oracle']:.2f}"  # the oracle's own index: the ceiling
+            cells.append(f"{value} {ci}".strip())
+        lines.append(f"| {r['policy']} | {int(r['episodes'])} | {int(r['errors'])} | " + " | ".join(cells) + " |")
+    notes = ["Errors (policy_error, robot_error) are left out of every metric. The language influence index is "
+             "shown as `policy of oracle`: the oracle's own index on the same cells is its ceiling."]
+    if any(not _nan(r.get("seeds")) and int(r["seeds"]) < MIN_SEEDS_FOR_CI for _, r in summary.iterrows()):
+        notes.append(f"CI n/a: a bootstrap CI needs at least {MIN_SEEDS_FOR_CI} seeds per cell (run --seeds 2 "
+                     f"or more).")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 
 def file_stem(policy: str) -> str:
@@ -32,7 +56,8 @@ def file_stem(policy: str) -> str:
 def write_report(csv_path: Path, out_dir: Path) -> pd.DataFrame:
     df = load_episodes(csv_path)
     summary = summarize(df)
-    summary.to_csv(out_dir / "summary.csv", index=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out_dir / "summary.csv", index=False, na_rep="n/a")
     (out_dir / "summary.md").write_text(markdown_summary(summary) + "\n")
     for policy in df["policy"].unique():
         plot_outcome_heatmap(df[df["policy"] == policy], policy, out_dir / f"heatmap_{file_stem(policy)}.png")

@@ -41,7 +41,7 @@ from policies.registry import make_policy  # noqa: E402
 
 @dataclass(frozen=True)
 class MatrixConfig:
-    policies: tuple[str, ...] = ("expert", "blind")
+    policies: tuple[str, ...] = ("expert", "blind", "idle")
     scenarios: tuple[Scenario, ...] = scenario_set()
     families: tuple[str, ...] = family_names()
     extra_instructions: tuple[Instruction, ...] = ()
@@ -102,7 +102,8 @@ def _csv(text: str) -> tuple[str, ...]:
 
 def parse_args(argv: list[str] | None = None) -> MatrixConfig:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--policies", default="expert,blind", help="comma-separated registered policy names")
+    p.add_argument("--policies", default=",".join(MatrixConfig.policies),
+                   help="comma-separated policy specs (idle = the do-nothing floor)")
     p.add_argument("--scenarios", default="seed",
                    help="'seed' (the eight cells) or a ';'-separated list such as 'H,H;H,-'")
     p.add_argument("--include-ninth", action="store_true", help="also run (–,P), which the seed never tried")

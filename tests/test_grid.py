@@ -87,15 +87,17 @@ def test_cli_bad_instruction_file(tmp_path):
 def seed_grid(tmp_path_factory):
     """The issue's bar: 8 scenarios x the seed's 3 instructions x 5 seeds, both baselines (~30 s)."""
     out = tmp_path_factory.mktemp("seed_grid")
-    csv_path = run(MatrixConfig(scenarios=SEED_SCENARIOS, families=(), seeds=tuple(range(5)), out=out), progress=False)
+    csv_path = run(MatrixConfig(policies=("expert", "blind", "idle"), scenarios=SEED_SCENARIOS, families=(),
+                                seeds=tuple(range(5)), out=out), progress=False)
     return pd.read_csv(csv_path, keep_default_na=False)
 
 
 def test_blind_baseline_reproduces_the_seed_table(seed_grid):
     blind = seed_grid[seed_grid.policy == "blind"]
-    assert metrics.heuristic_agreement(blind).value >= 0.95
-    lii = metrics.language_influence_index(blind)
-    assert lii.value == pytest.approx(0.0, abs=0.02)
+    # Exactly, as the README says: one instruction-dependent episode in 120 must fail this.
+    assert metrics.heuristic_agreement(blind).value == 1.0
+    assert metrics.language_influence_index(blind).value == 0.0
+    assert metrics.language_sensitivity(blind).value == 0.0
     hh = blind[blind.scenario == "(H,H)"]
     assert set(hh.behaviour) == {"picked_cheese", "picked_bread"}  # either one, at random
 
@@ -108,3 +110,17 @@ def test_expert_follows_language_and_is_separated_from_blind(seed_grid):
     e, b = metrics.language_influence_index(expert), metrics.language_influence_index(blind)
     assert e.ci_low > b.ci_high  # CIs don't overlap
     assert metrics.success_rate(blind).value < metrics.success_rate(expert).value
+
+
+def test_idle_floor_and_expert_ceiling_on_the_honest_metrics(seed_grid):
+    """The metrics issue's bar: inaction scores 0 where acting is required, the expert 1, blind 0 sensitivity."""
+    summary = metrics.summarize(seed_grid, n_boot=200).set_index("policy")
+    assert summary.loc["idle", "success_act"] == 0.0
+    assert summary.loc["idle", "language_sensitivity"] == 0.0
+    assert summary.loc["expert", "success_act"] == 1.0
+    assert summary.loc["expert", "language_sensitivity"] > 0.9
+    assert summary.loc["expert", "wording_sensitivity"] < 0.05
+    assert summary.loc["blind", "language_sensitivity"] == 0.0
+    assert (summary["errors"] == 0).all()
+    # The old success rate let idle hide near the baselines; success_act separates them.
+    assert summary.loc["idle", "success"] > 0.5

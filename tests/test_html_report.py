@@ -227,3 +227,20 @@ def test_a_resume_keeps_the_first_command_and_adds_its_policies(tmp_path):
     assert manifest["argv"][-1] == "64"  # the rows so far were made by the first command
     assert set(manifest["policies"]) == {"blind", "expert"}
     assert [r["command"] for r in manifest["resumes"]] == ["eval/run_matrix.py --policies expert --resume"]
+
+
+def test_an_all_error_run_reports_na_metrics_and_counts_its_errors(grid, tmp_path):
+    """A server that was down for the whole run must not look compliant: n/a everywhere, errors = rows."""
+    run_dir = tmp_path / "down"
+    run_dir.mkdir()
+    episodes = pd.read_csv(grid / "episodes.csv", keep_default_na=False, dtype={"instruction": str})
+    episodes = episodes.assign(policy="gr00t:127.0.0.1:5999", behaviour="policy_error", success=0,
+                               heuristic_agreement=0, error="PolicyError: no server at 127.0.0.1:5999")
+    episodes.to_csv(run_dir / "episodes.csv", index=False)
+    out = tmp_path / "report"
+    assert report_main([str(run_dir), "--out", str(out), "--clips", "0"]) == 0
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert len(summary) == 1 and int(summary.loc[0, "errors"]) == len(episodes)
+    for column in ("success", "success_act", "success_refrain", "language_sensitivity", "wording_sensitivity",
+                   "lii", "negation", "heuristic"):
+        assert summary.loc[0, column] == "n/a", column

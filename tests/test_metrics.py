@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pandas as pd
 import pytest
 
 from eval.heuristic import SEED_HEURISTIC, agrees
-from eval.metrics import (MetricValue, heuristic_agreement, language_influence_index, modal_behaviour,
-                          negation_compliance, outcome_table, success_rate, summarize)
+from eval.metrics import (METRICS, MetricValue, heuristic_agreement, language_influence_index,
+                          language_sensitivity, modal_behaviour, negation_compliance, oracle_influence_index,
+                          outcome_table, pair_relation, success_act, success_rate, success_refrain, summarize,
+                          wording_sensitivity)
 from eval.oracle import expected, judge
 from eval.plots import plot_metric_bars, plot_outcome_heatmap
 from leisaac_tasks.intent import Intent
@@ -151,7 +155,8 @@ def test_summarize_one_row_per_policy():
     s = summarize(df, n_boot=200)
     assert list(s.policy) == ["blind", "follower"]
     assert list(s.episodes) == [54, 15]
-    for key in ("success", "lii", "negation", "heuristic"):
+    for key in ("success", "success_act", "success_refrain", "language_sensitivity", "wording_sensitivity", "lii",
+                "negation", "heuristic"):
         assert {key, f"{key}_lo", f"{key}_hi"} <= set(s.columns)
     assert s.set_index("policy").loc["follower", "lii"] == pytest.approx(7 / 12)
     assert s.set_index("policy").loc["blind", "lii"] == 0.0
@@ -176,3 +181,159 @@ def test_plots_write_pngs(tmp_path):
     for path in (heat, bars):
         assert path.stat().st_size > 1000
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- honest metrics: errors, inaction, meaning vs wording ---------------------------------------------------------
+P1 = "put the cheese slice on the plate"  # a paraphrase of I1: the same accepted outcomes
+EMPTY = ""
+
+
+def errored(row: dict, failure: str = "policy_error") -> dict:
+    """As the runner writes an error row: the behaviour names the failure and nothing scores."""
+    return {**row, "behaviour": failure, "success": 0, "heuristic_agreement": 0}
+
+
+def test_pair_relation_reads_the_oracle():
+    assert pair_relation("(H,H)", "place cheese", "place bread") == "disjoint"
+    assert pair_relation("(H,H)", "place cheese", "avoid cheese") == "disjoint"
+    assert pair_relation("(H,H)", "place bread", "avoid cheese") == "overlap"  # bread on the plate satisfies both
+    assert pair_relation("(H,H)", "none", "place cheese") == "disjoint"
+    assert pair_relation("(P,H)", "place cheese", "none") == "same"  # cheese already placed: nothing to do
+    assert pair_relation("(H,–)", "place bread", "none") == "same"  # bread absent: nothing to do
+    assert pair_relation("(H,H)", "place cheese", "place cheese") == "same"
+
+
+def test_all_error_table_scores_na_everywhere_and_counts_errors():
+    rows = [errored(episode("(H,H)", I3, s, U, U)) for s in range(3)]
+    rows += [errored(episode("(H,–)", I1, s, U, A), "robot_error") for s in range(2)]
+    s = summarize(table(rows), n_boot=50)
+    assert int(s.loc[0, "errors"]) == 5 and int(s.loc[0, "episodes"]) == 5
+    for key in METRICS:
+        assert math.isnan(s.loc[0, key]), key  # never 1.00: "untouched" error rows comply with nothing
+    assert math.isnan(negation_compliance(table(rows)).value)
+
+
+def test_error_rows_are_left_out_of_every_metric():
+    good = [episode("(H,H)", I1, s, O, U) for s in range(4)]
+    bad = [errored(episode("(H,H)", I1, s, U, U)) for s in range(4, 8)]
+    m = success_rate(table(good + bad))
+    assert (m.value, m.n) == (1.0, 4)
+    assert success_act(table(good + bad)).n == 4
+    # An error row in an avoid cell would otherwise count as compliant (its slices are "untouched").
+    neg = [episode("(H,H)", I3, 0, L, U), errored(episode("(H,H)", I3, 1, U, U))]
+    assert negation_compliance(table(neg)).value == 0.0
+
+
+def idle_table(policy: str = "idle") -> pd.DataFrame:
+    """Nothing ever moves."""
+    rows = []
+    for sc in ("(H,H)", "(H,–)", "(–,H)", "(P,H)"):
+        cheese = A if sc == "(–,H)" else U  # a slice that starts on the plate and stays there is "untouched"
+        bread = A if sc == "(H,–)" else U
+        for ins in (I1, I2, I3, P1, EMPTY):
+            intent = {P1: "place cheese", EMPTY: "none"}.get(ins)
+            rows += [episode(sc, ins, seed, cheese, bread, policy=policy, intent=intent) for seed in range(3)]
+    return table(rows)
+
+
+def expert_table(policy: str = "expert") -> pd.DataFrame:
+    """Does exactly what the oracle asks, and nothing more."""
+    rows = []
+    for sc in ("(H,H)", "(H,–)", "(–,H)", "(P,H)"):
+        start = {"cheese": A if sc == "(–,H)" else U, "bread": A if sc == "(H,–)" else U}
+        for ins in (I1, I2, I3, P1, EMPTY):
+            intent = Intent.parse({P1: "place cheese", EMPTY: "none"}.get(ins) or INTENT[ins])
+            want = expected(Scenario.parse(sc), intent)
+            end = {ing: O if want[ing].value == "place" else start[ing] for ing in start}
+            rows += [episode(sc, ins, seed, end["cheese"], end["bread"], policy=policy, intent=str(intent))
+                     for seed in range(3)]
+    return table(rows)
+
+
+def test_idle_scores_zero_where_it_must_act_and_zero_sensitivity():
+    df = idle_table()
+    # Cells that ask to place: (H,H) I1, I2, P1; (H,–) I1, P1; (–,H) I2; (P,H) I2 -> 7 cells x 3 seeds, all failed.
+    act = success_act(df)
+    assert (act.value, act.n) == (0.0, 21)
+    refrain = success_refrain(df)
+    assert (refrain.value, refrain.n) == (1.0, 60 - 21)
+    assert success_rate(df).value == pytest.approx(39 / 60)  # the "floor" an old success rate could hide behind
+    assert language_sensitivity(df).value == 0.0
+    assert wording_sensitivity(df).value == 0.0
+    assert language_influence_index(df).value == 0.0
+
+
+def test_expert_is_fully_sensitive_to_meaning_and_deaf_to_wording():
+    df = expert_table()
+    assert success_act(df).value == 1.0 and success_refrain(df).value == 1.0
+    assert language_sensitivity(df).value == 1.0
+    assert wording_sensitivity(df).value == 0.0
+    # Its influence index equals the oracle's own, the ceiling that index is read against.
+    assert language_influence_index(df).value == pytest.approx(oracle_influence_index(df))
+
+
+def test_oracle_influence_index_hand_computed():
+    # (H,H) with I1, I2, I3: canonical outcomes cheese->plate, bread->plate, nothing -> all 3 pairs differ = 1.
+    # (P,H) with I1, I2: nothing (cheese already there) vs bread->plate -> 1.
+    # (H,–) with I1, P1: the same outcome -> 0. Mean over scenarios: 2/3.
+    rows = [episode("(H,H)", i, 0, U, U) for i in (I1, I2, I3)] + [episode("(P,H)", i, 0, U, U) for i in (I1, I2)]
+    rows += [episode("(H,–)", I1, 0, U, A), episode("(H,–)", P1, 0, U, A, intent="place cheese")]
+    assert oracle_influence_index(table(rows)) == pytest.approx(2 / 3)
+
+
+def test_blind_policy_has_zero_language_sensitivity():
+    assert language_sensitivity(blind_table()).value == 0.0
+
+
+def test_sensitivity_hand_computed_with_a_wording_follower():
+    # (H,H): I1 -> cheese placed; the paraphrase P1 -> bread placed (it keys on words, not meaning); I2 -> bread.
+    # disjoint pairs: (I1,I2) TV 1, (P1,I2) TV 0 -> language 1/2; same pair (I1,P1) TV 1 -> wording 1.
+    rows = []
+    for seed in range(2):
+        rows += [episode("(H,H)", I1, seed, O, U), episode("(H,H)", I2, seed, U, O),
+                 episode("(H,H)", P1, seed, U, O, intent="place cheese")]
+    df = table(rows)
+    assert language_sensitivity(df).value == pytest.approx(0.5)
+    assert wording_sensitivity(df).value == pytest.approx(1.0)
+
+
+def test_ci_needs_two_seeds():
+    one_seed = table([episode("(H,H)", I1, 0, O, U), episode("(H,H)", I2, 0, O, U), episode("(P,H)", I1, 0, U, U)])
+    for fn in (success_rate, success_act, language_sensitivity, language_influence_index):
+        m = fn(one_seed)
+        assert not math.isnan(m.value) and math.isnan(m.ci_low) and math.isnan(m.ci_high), fn.__name__
+    s = summarize(one_seed, n_boot=20)
+    from eval.report import markdown_summary
+    text = markdown_summary(s)
+    assert "CI n/a" in text and "needs at least 2 seeds" in text
+
+
+def test_ci_depends_on_content_not_row_order():
+    df = pd.concat([following_table(), blind_table().assign(policy="p")], ignore_index=True)
+    shuffled = df.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    for fn in (success_rate, success_act, success_refrain, language_influence_index, language_sensitivity,
+               negation_compliance, heuristic_agreement):
+        assert fn(df) == fn(shuffled), fn.__name__
+
+
+def _reference_percentile_bootstrap(x: list[float], n_boot: int, seed: int) -> tuple[float, float]:
+    """Written from the textbook definition, one replicate at a time; the draws are the same generator calls."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(x), (n_boot, len(x)))
+    means = sorted(sum(x[k] for k in row) / len(x) for row in draws)
+
+    def quantile(q: float) -> float:  # linear interpolation between closest ranks (numpy's default)
+        pos = q * (len(means) - 1)
+        lo = int(pos)
+        return means[lo] + (pos - lo) * (means[min(lo + 1, len(means) - 1)] - means[lo])
+
+    return quantile(0.025), quantile(0.975)
+
+
+def test_bootstrap_ci_matches_an_independent_reference():
+    outcomes = [(O, U), (O, M), (O, U), (U, O), (L, U), (O, U), (O, U), (O, O), (O, U), (O, U), (U, U), (O, U)]
+    df = table([episode("(H,H)", I1, s, c, b) for s, (c, b) in enumerate(outcomes)])
+    m = success_rate(df, n_boot=400, seed=11)
+    lo, hi = _reference_percentile_bootstrap([float(v) for v in df.sort_values("seed").success], 400, 11)
+    assert (m.ci_low, m.ci_high) == (pytest.approx(lo, abs=1e-12), pytest.approx(hi, abs=1e-12))
+    assert m.ci_low < m.value < m.ci_high and (m.ci_low, m.ci_high) != (0.0, 1.0)
