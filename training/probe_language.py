@@ -121,9 +121,11 @@ def load_model(cfg: LanguageProbeConfig, device: torch.device) -> tuple[VLA, str
 def backbone_state(model: VLA) -> tuple[bool, str]:
     """(is the language model frozen, a readable description of how the backbone was tuned)."""
     t = model.tune
-    llm = "frozen" if not t.tune_llm else (f"LoRA r{t.lora_rank}" if "llm" in t.lora_targets else "fully tuned")
-    vis = "frozen" if not t.tune_visual else (f"LoRA r{t.lora_rank}" if "visual" in t.lora_targets else "fully tuned")
-    return not t.tune_llm, f"LLM {llm}, vision tower {vis}"
+    llm = f"LoRA r{t.lora_rank}" if "llm" in t.lora_targets else "fully tuned" if t.tune_llm and not t.adapters_only \
+        else "frozen"
+    vis = f"LoRA r{t.lora_rank}" if "visual" in t.lora_targets else \
+        "fully tuned" if t.tune_visual and not t.adapters_only else "frozen"
+    return llm == "frozen", f"LLM {llm}, vision tower {vis}"
 
 
 def render_scene(scenario: str, seed: int, cameras: tuple[str, ...], size: int) -> dict[str, torch.Tensor]:
