@@ -1,0 +1,87 @@
+"""chefmate-diagnose: counterfactual actions tell a language follower from a blind policy, and the seed's
+setting (cheese-only + bread-only data, N1.5 action-head LoRA) is called out end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leisaac_tasks.demos.generate import GenerateConfig, generate
+from training.diagnose import (DiagnoseConfig, Frame, behaviour_section, diagnose, linear_probe_accuracy,
+                               rendered_frames)
+from policies.registry import make_policy
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[Frame]:
+    return rendered_frames((), 32, seeds=1)  # the scripted policies read poses, not pixels
+
+
+def test_a_language_follower_reacts_to_meaning_and_not_to_wording(frames):
+    beh = behaviour_section(make_policy("expert"), frames, steps=16)
+    assert beh.follows
+    assert beh.action_sensitivity_differ > 0.02 and beh.action_sensitivity_agree == 0.0
+
+
+@pytest.mark.parametrize("spec", ["blind", "idle"])
+def test_a_blind_policy_gives_the_same_actions_under_every_instruction(frames, spec):
+    beh = behaviour_section(make_policy(spec), frames, steps=16)
+    assert not beh.follows
+    assert beh.action_sensitivity_differ == 0.0 and beh.action_sensitivity_agree == 0.0
+
+
+def test_verdicts_for_expert_and_blind(tmp_path):
+    follows = diagnose(DiagnoseConfig("expert", tmp_path / "e", seeds=1, image_size=32), log=lambda *_: None)
+    ignores = diagnose(DiagnoseConfig("blind", tmp_path / "b", seeds=1, image_size=32), log=lambda *_: None)
+    assert follows["verdict"].startswith("the actions follow the instruction's meaning")
+    assert ignores["verdict"].startswith("the actions ignore the instruction's meaning")
+    assert ignores["representation"] is None  # a black box: no features to probe
+    assert (tmp_path / "b" / "diagnosis.md").read_text().startswith("# Why does `blind` ignore language?")
+
+
+def test_linear_probe_reads_a_separable_label_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = np.array(["a", "b", "c"] * 40)
+    signal = np.eye(3)[[ord(v) - 97 for v in y]] * 3
+    x = np.hstack([signal, rng.normal(size=(120, 20))])
+    assert linear_probe_accuracy(x[:60], y[:60], x[60:], y[60:]) == 1.0
+    noise = rng.normal(size=(120, 23))
+    assert linear_probe_accuracy(noise[:60], y[:60], noise[60:], y[60:]) < 0.6
+
+
+@pytest.fixture(scope="module")
+def seed_data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("diag") / "seed"
+    generate(GenerateConfig(recipe="seed", out=out, episodes=2, image_size=32), progress=False)
+    return out
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent
+    return subprocess.run([str(exe / args[0]), *args[1:]], capture_output=True, text=True)
+
+
+def test_the_seeds_command_then_diagnose_through_the_cli(seed_data, tmp_path):
+    cheese, bread = seed_data / "cheese", seed_data / "bread"
+    model = tmp_path / "model"
+    done = _cli("chefmate-finetune", "--dataset-path", str(cheese), str(bread), "--preset", "tiny", "--lora-rank",
+                "32", "--balance-dataset-weights", "--balance-trajectory-weights", "--max-steps", "1",
+                "--batch-size", "2", "--allow-random-vision", "--output-dir", str(model))
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "diag"
+    done = _cli("chefmate-diagnose", "--policy", f"vla:{model}", "--dataset", str(cheese), str(bread),
+                "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"wrote {out / 'diagnosis.md'}" in done.stdout
+    report = json.loads((out / "diagnosis.json").read_text())
+    assert report["data"]["language_redundant"] is True  # cheese-only + bread-only: the scene gives it away
+    assert report["data"]["config"]["lora_overrides_flags"] is True
+    assert 0.0 <= report["representation"]["text_probe_accuracy"] <= 1.0
+    for key in ("action_sensitivity_differ", "action_sensitivity_agree"):
+        assert report["behaviour"][key] >= 0.0
+    assert isinstance(report["verdict"], str) and "LoRA r32" in report["verdict"]
