@@ -75,7 +75,9 @@ def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None)
         store = ResultStore(cfg.out / "episodes.csv", resume=cfg.resume)
         write_manifest(cfg.out, argv if argv is not None else sys.argv, policies)
         todo = [e for e in episodes if e.key() not in store.done]
-        bar = tqdm(total=len(todo), desc="episodes", disable=not progress, unit="ep")
+        if not todo:
+            print(f"nothing left to run: {len(store.done)} episodes already in {store.path}", flush=True)
+        bar = tqdm(total=len(todo), desc="episodes", disable=not progress or not todo, unit="ep")
         if vectorized:  # scripted policies plan their first IK trajectories on the spare cores
             run_vectorized(cfg, todo, store.append, cfg.num_envs, on_row=bar.update,
                            plan_workers=max(1, (os.cpu_count() or 2) - 2), policies=policies)

@@ -129,6 +129,9 @@ def _counts(labels: pd.Series) -> str:
     return ", ".join(f"{_short(k)}×{v}" for k, v in labels.value_counts().items())
 
 
+MIN_CORRELATION_POINTS = 4  # fewer points than this: r and MMRV are flagged as anecdotal
+
+
 def _safe(metric, sim: Sequence[float], real: Sequence[float]) -> float:
     return metric(sim, real) if len(sim) >= 2 else float("nan")
 
@@ -185,6 +188,10 @@ def markdown(c: Comparison) -> str:
              f"| (policy, cell) pairs ({len(c.cells)}) | {_fmt(c.cell_pearson)} | {_fmt(c.cell_mmrv)} |", ""]
     if n < 2:
         lines += ["Pearson r and MMRV across policies need at least two policies on both sides.", ""]
+    elif n < MIN_CORRELATION_POINTS:
+        lines += [f"**Caution:** the correlation across policies rests on {n} points. Below "
+                  f"{MIN_CORRELATION_POINTS} it says little (any two points give r = ±1); compare more policies "
+                  f"or checkpoints before reading it.", ""]
     lines += ["| policy | cells | episodes sim / real | success sim | success real | outcome agreement |",
               "|---|---|---|---|---|---|"]
     for _, p in c.policies.iterrows():

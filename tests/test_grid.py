@@ -32,7 +32,7 @@ def test_small_grid_writes_rows_summary_and_plots(tmp_path):
         assert (tmp_path / "run" / name).stat().st_size > 0
 
 
-def test_resume_skips_finished_episodes_and_refuses_to_overwrite(tmp_path):
+def test_resume_skips_finished_episodes_and_refuses_to_overwrite(tmp_path, capsys):
     cfg = _cfg(tmp_path, policies=("blind",))
     csv_path = run(cfg, progress=False)
     first = csv_path.read_text()
@@ -42,6 +42,7 @@ def test_resume_skips_finished_episodes_and_refuses_to_overwrite(tmp_path):
         run(cfg, progress=False)
     run(MatrixConfig(**{**cfg.__dict__, "resume": True}), progress=False)
     assert csv_path.read_text() == first  # partial row dropped, nothing rerun, nothing lost
+    assert f"nothing left to run: 6 episodes already in {csv_path}" in capsys.readouterr().out
 
     more = MatrixConfig(**{**cfg.__dict__, "resume": True, "seeds": (0, 1)})
     run(more, progress=False)

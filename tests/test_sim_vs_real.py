@@ -153,3 +153,14 @@ def test_bad_files_are_one_clear_error(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(SimVsRealError, match="lacks column.*policy.*not an episodes CSV"):
         load_side([bad], "sim")
+
+
+def test_a_correlation_from_fewer_than_four_policies_is_flagged():
+    from eval.sim_vs_real import markdown
+
+    rows_sim, rows_real = [], []
+    for policy, (s, r) in {"A": (P, P), "B": (U, U)}.items():
+        rows_sim.append(_row(policy, "mujoco", C1, s, 0))
+        rows_real.append(_row(policy, "so101", C1, r, 0))
+    text = markdown(compare(pd.DataFrame(rows_sim), pd.DataFrame(rows_real)))
+    assert "rests on 2 points" in text and "Caution" in text
