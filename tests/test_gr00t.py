@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import msgpack
@@ -33,7 +34,7 @@ from policies.gr00t import serve, wire
 from policies.gr00t.client import TOKEN_ENV, ServerUnavailable, parse_spec
 from policies.gr00t.n15 import Gr00tN15Policy
 from policies.gr00t.n16 import Gr00tN16Policy
-from policies.gr00t.transport import Connection, Endpoint
+from policies.gr00t.transport import Connection, Endpoint, ServerErrorReply
 from policies.registry import make_policy
 from policies.vla.config import PRESETS
 from policies.vla.model import VLA
@@ -258,6 +259,29 @@ def test_n15_reply_has_upstream_shapes(servers):
     np.testing.assert_array_equal(again["action.single_arm"], reply["action.single_arm"])
 
 
+def test_n15_modality_config_is_upstreams_so100_dualcam(servers):
+    """Isaac-GR00T N1.5's So100DualCamDataConfig (gr00t/experiment/data_config.py): keys carry their modality's
+    prefix, and each ModalityConfig travels as pydantic's JSON string."""
+    port = servers["n1.5"].port
+    request = wire.pack(wire.request("get_modality_config", api_token=TOKEN))
+    with zmq.Context() as ctx, ctx.socket(zmq.REQ) as sock:  # the raw reply: check the N1.5 tagging on the wire
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://127.0.0.1:{port}")
+        sock.send(request)
+        assert sock.poll(20000), "the server did not answer"
+        plain = msgpack.unpackb(sock.recv())
+    assert set(plain) == {"video", "state", "action", "language"}
+    for tagged in plain.values():
+        assert set(tagged) == {wire.MODALITY_CONFIG_TAG, "as_json"} and tagged[wire.MODALITY_CONFIG_TAG] is True
+        assert isinstance(tagged["as_json"], str)  # N1.5: model_dump_json(), not a map
+    assert raw_call(port, wire.request("get_modality_config", api_token=TOKEN)) == {
+        "video": {"delta_indices": [0], "modality_keys": ["video.front", "video.wrist"]},
+        "state": {"delta_indices": [0], "modality_keys": ["state.single_arm", "state.gripper"]},
+        "action": {"delta_indices": list(range(16)), "modality_keys": ["action.single_arm", "action.gripper"]},
+        "language": {"delta_indices": [0], "modality_keys": ["annotation.human.task_description"]},
+    }
+
+
 # --- N1.6 --------------------------------------------------------------------------------------------------------
 def test_n16_round_trip(servers, checkpoint, env):
     port = servers["n1.6"].port
@@ -283,6 +307,8 @@ def test_n16_round_trip(servers, checkpoint, env):
     config = raw_call(port, wire.request("get_modality_config"))
     assert config["video"]["modality_keys"] == ["front", "wrist"]
     assert config["action"]["delta_indices"] == list(range(16))
+    assert config["state"]["modality_keys"] == config["action"]["modality_keys"] == ["single_arm", "gripper"]
+    assert config["language"]["modality_keys"] == ["annotation.human.task_description"]
 
 
 # --- bad requests and failures -------------------------------------------------------------------------------------
@@ -325,6 +351,52 @@ def test_an_error_reply_becomes_a_policy_error_row(servers, env):
     assert row["behaviour"] == "policy_error" and row["success"] == 0
     assert row["error"].startswith("ServerErrorReply:") and "--protocol n1.5" in row["error"]
     assert time.monotonic() - start < 20  # answered, so no timeout was waited out
+
+
+class ErrorServer:
+    """A stand-in server on a real REP socket: answers ping, answers everything else with ``reply``, and counts
+    what it receives per endpoint."""
+
+    def __init__(self, port: int, reply: bytes):
+        self.port, self.reply, self.received = port, reply, Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        with zmq.Context() as ctx, ctx.socket(zmq.REP) as sock:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.bind(f"tcp://127.0.0.1:{self.port}")
+            while not self.stop.is_set():
+                if not sock.poll(50):
+                    continue
+                endpoint = wire.unpack(sock.recv()).get("endpoint")
+                self.received[endpoint] += 1
+                sock.send(wire.pack(wire.PING_REPLY) if endpoint == "ping" else self.reply)
+
+    def close(self) -> Counter:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        return self.received
+
+
+@pytest.mark.parametrize("reply", [wire.pack({"error": "model exploded"}), b"ERROR"], ids=["error-map", "bare-ERROR"])
+def test_an_error_reply_is_sent_once_and_never_retried(unused_port, env, reply):
+    """Counted at the server: one get_action per chunk request, however many retries the client allows."""
+    server = ErrorServer(unused_port, reply)
+    try:
+        client = Gr00tN15Policy(host="127.0.0.1", port=unused_port, timeout_s=5, retries=3)
+        episode = Episode("gr00t", Scenario.parse("H,-"), SEED_INSTRUCTIONS[0], seed=0)
+        row = run_episode(env, client, episode, max_steps=5)
+        client.close()
+        connection = Connection(Endpoint("127.0.0.1", unused_port, timeout_s=5, retries=3))
+        with pytest.raises(ServerErrorReply):
+            connection.call("get_modality_config")
+        connection.close()
+    finally:
+        received = server.close()
+    assert row["behaviour"] == "policy_error" and row["error"].startswith("ServerErrorReply:"), row["error"]
+    assert received == {"ping": 1, "get_action": 1, "get_modality_config": 1}, received
 
 
 def test_a_slow_reply_is_retried_on_a_fresh_socket_and_never_mistaken_for_a_later_one(unused_port):

@@ -71,9 +71,16 @@ def test_kill_9_then_resume_completes_the_grid_without_duplicates(tmp_path):
     written = len(csv_path.read_text().splitlines()) - 1
     assert 7 <= written < 36, "the kill should land mid-grid"
     assert _gone(proc.pid, within=10), "orphaned workers outlived the killed parent"
+    # Everything is dead now: the complete rows on disk are what the kill left (a half-written last row aside).
+    before = csv_path.read_bytes()
+    before = before[: before.rfind(b"\n") + 1]
+    assert before.count(b"\n") >= 1 + 7
 
     resumed = subprocess.run(_cli(out, "--resume"), cwd=tmp_path, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = csv_path.read_bytes()
+    assert after[: len(before)] == before, "rows written before the kill changed on resume"  # byte for byte
+    assert after.count(b"\n") == 1 + 4 * 3 * 3  # the resume only appended the missing rows
     after_resume = _outcomes(csv_path)
     assert len(after_resume) == 4 * 3 * 3  # scenarios x seed instructions x seeds: nothing missing
     reference = _outcomes(run(MatrixConfig(policies=("blind",), families=(), seeds=(0, 1, 2), out=tmp_path / "ref",

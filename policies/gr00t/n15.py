@@ -32,6 +32,7 @@ from policies.gr00t.protocol import (CAMERAS, JOINT_GROUPS, LANGUAGE_KEY, ModelI
 class N15Protocol:
     name = "n1.5"
     modality_config_as_json_string = True
+    modality_keys_prefixed = True
 
     # --- client side ---------------------------------------------------------------------------------------
     def encode_observation(self, frames: dict[str, np.ndarray], state: np.ndarray, instruction: str,

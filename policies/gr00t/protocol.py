@@ -63,6 +63,7 @@ class ModelInputs:
 class Gr00tProtocol(Protocol):
     name: str  # "n1.5" / "n1.6", as --protocol spells it
     modality_config_as_json_string: bool  # N1.5 sends ModalityConfig as a JSON string, N1.6 as a map
+    modality_keys_prefixed: bool  # N1.5's modality keys name the modality ("video.front"), N1.6's do not
 
     # client side
     def encode_observation(self, frames: dict[str, np.ndarray], state: np.ndarray, instruction: str,

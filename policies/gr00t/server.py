@@ -110,11 +110,17 @@ class InferenceServer:
         return self.protocol.encode_actions(chunk, inputs.batched)
 
     def _modality_config(self, request: dict[str, Any]) -> dict[str, Any]:
+        """so100_dualcam's layout: N1.5 (data_config.py) names keys "video.front", "state.single_arm", ...; N1.6
+        (so100_config.py) names them "front", "single_arm", ...; the language key is the same in both."""
         groups = [name for name, _ in JOINT_GROUPS]
         as_string = self.protocol.modality_config_as_json_string
-        return {"video": wire.modality_config([0], list(CAMERAS), as_string),
-                "state": wire.modality_config([0], groups, as_string),
-                "action": wire.modality_config(list(range(self.action_horizon)), groups, as_string),
+
+        def keys(modality: str, names: list[str]) -> list[str]:
+            return [f"{modality}.{n}" for n in names] if self.protocol.modality_keys_prefixed else list(names)
+
+        return {"video": wire.modality_config([0], keys("video", list(CAMERAS)), as_string),
+                "state": wire.modality_config([0], keys("state", groups), as_string),
+                "action": wire.modality_config(list(range(self.action_horizon)), keys("action", groups), as_string),
                 "language": wire.modality_config([0], [LANGUAGE_KEY], as_string)}
 
     def _kill(self, request: dict[str, Any]) -> None:
