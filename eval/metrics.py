@@ -18,7 +18,7 @@ Honesty rules, which every metric follows:
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Sequence
 
@@ -44,6 +44,8 @@ class MetricValue:
     ci_low: float
     ci_high: float
     n: int  # episodes the metric was computed over
+    # The bootstrap replicates behind the CI (None without one): a study resamples training seeds over them.
+    replicates: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 _EMPTY = MetricValue(float("nan"), float("nan"), float("nan"), 0)
@@ -69,7 +71,7 @@ def _with_ci(point: float, replicates: np.ndarray | None, n: int) -> MetricValue
     if replicates is None:
         return MetricValue(float(point), float("nan"), float("nan"), n)
     lo, hi = np.percentile(replicates, [2.5, 97.5])
-    return MetricValue(float(point), float(lo), float(hi), n)
+    return MetricValue(float(point), float(lo), float(hi), n, replicates)
 
 
 def bootstrap_replicates(x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:

@@ -1,0 +1,111 @@
+"""chefmate-study end to end at toy scale on local Ray: a bad spec is one error before anything runs; a kill -9
+mid-study loses nothing finished, and the rerun completes the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eval.metrics import MetricValue
+from training.study.report import hierarchical
+from training.study.spec import SpecError, load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "studies" / "smoke.yaml"
+
+
+def _cli() -> list[str]:
+    return [str(Path(sys.executable).parent / "chefmate-study")]
+
+
+def test_both_shipped_specs_parse():
+    smoke, full = load_spec(SMOKE), load_spec(ROOT / "studies" / "seed_diagnosis.yaml")
+    assert len(full.run_ids()) == 30 and full.seeds == (0, 1, 2)
+    assert {t.name for t in full.tunings} == {"seed_lora", "gr00t_default", "llm_lora", "llm_vit_lora", "full"}
+    seed_lora = next(t.tune for t in full.tunings if t.name == "seed_lora")
+    assert seed_lora.lora_mode == "action_head" and seed_lora.lora_rank == 32
+    assert smoke.preset == "tiny" and len(smoke.run_ids()) == 4
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"name": "x", "data": {"a": {"recipe": "nope"}}, "tunings": {"t": {}}}, "is not a recipe"),
+    ({"name": "x", "data": {"a": {"recipe": "seed"}}, "tunings": {"t": {"lora_rnak": 4}}}, "unknown field(s) lora_rnak"),
+    ({"name": "x", "data": {"a": {"recipe": "seed"}}, "tunings": {"t": {}}, "seeds": "0"}, "seeds must be"),
+    ({"name": "x", "data": {"a": {"recipe": "seed"}}, "tunings": {"t": {}}, "finetun": {}}, "unknown section(s)"),
+    ({"name": "x", "data": {"a": {"recipe": "seed"}}, "tunings": {"t": {"lora_full_model": True}}}, "--lora-rank"),
+    ({"name": "x", "tunings": {"t": {}}}, "missing 'data'"),
+])
+def test_a_bad_spec_is_one_clear_error(raw, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_spec(raw)
+
+
+def test_the_cli_refuses_a_bad_spec_before_anything_runs(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: {a: {recipe: seed, episodez: 3}}\ntunings: {t: {}}\n")
+    proc = subprocess.run([*_cli(), "--spec", str(bad), "--out", str(tmp_path / "out")], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "unknown field(s) episodez" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_hierarchical_bootstrap_resamples_training_seeds():
+    # Two seeds whose episode-level replicates are constant (0.2 and 0.8): the spread left is between seeds.
+    a = MetricValue(0.2, 0.2, 0.2, 10, np.full(1000, 0.2))
+    b = MetricValue(0.8, 0.8, 0.8, 10, np.full(1000, 0.8))
+    point, lo, hi = hierarchical([a, b])
+    assert point == pytest.approx(0.5) and lo == pytest.approx(0.2) and hi == pytest.approx(0.8)
+    assert np.isnan(hierarchical([MetricValue(0.5, float("nan"), float("nan"), 3)])[1])  # no CI without seeds
+
+
+def _markers(out: Path) -> dict[str, float]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("DONE.json")}
+
+
+def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path):
+    out = tmp_path / "smoke"
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    proc = subprocess.Popen([*_cli(), "--spec", str(SMOKE), "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    deadline = time.time() + 400
+    while time.time() < deadline and not list((out / "runs").glob("*/model/DONE.json")):
+        time.sleep(1)
+    assert proc.poll() is None, "the study ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray, all at once
+    proc.wait()
+    before = _markers(out)
+    assert any("model" in k for k in before)
+
+    done = subprocess.run([*_cli(), "--spec", str(SMOKE), "--out", str(out)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    after = _markers(out)
+    assert {k: after[k] for k in before} == before  # nothing finished before the kill ran again
+    assert len([k for k in after if k.endswith("model/DONE.json")]) == 4
+
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert list(summary.columns[:3]) == ["data", "tuning", "n_seeds"]
+    for column in ("success", "success_act", "success_refrain", "language_sensitivity", "wording_sensitivity",
+                   "negation_compliance", "heuristic_agreement"):
+        assert {column, f"{column}_lo", f"{column}_hi"} <= set(summary.columns)
+    assert {"action_sensitivity_differ", "text_probe_accuracy"} <= set(summary.columns)
+    assert len(summary) == 4 and (summary["n_seeds"] == 1).all()
+    assert len(pd.read_csv(out / "runs.csv")) == 4
+    study = json.loads((out / "study.json").read_text())
+    assert study["machine"].startswith("CPU") and set(study["wall_seconds"]) >= {"demos", "finetune", "evaluate"}
+    # Tiny models trained for 4 steps can't do the task: the gate holds and no verdict about language is drawn.
+    assert study["competence_gate_passed"] is False
+    assert study["answer"]["verdict"].startswith("inconclusive: not competent")
+    assert study["evaluation_layout_seeds"][0] > max(max(v) for v in study["demo_layout_seeds"].values())
+    assert (out / "report.html").stat().st_size > 10_000 and (out / "language_sensitivity.png").exists()
+    leftover = subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout.split()
+    assert not leftover, f"Ray workers left running: {leftover}"

@@ -1,0 +1,57 @@
+"""Where a study keeps each unit of work, and how a finished unit is marked (last, atomically)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.study.spec import StudySpec
+
+MARKER = "DONE.json"
+
+
+def run_name(data: str, tuning: str, seed: int) -> str:
+    return f"{data}__{tuning}__s{seed}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    out: Path
+
+    def data(self, name: str) -> Path:
+        return self.out / "data" / name
+
+    @property
+    def backbone(self) -> Path:
+        return self.out / "backbone"
+
+    def run(self, name: str) -> Path:
+        return self.out / "runs" / name
+
+    def model(self, name: str) -> Path:
+        return self.run(name) / "model"
+
+    def grid(self, name: str) -> Path:
+        return self.run(name) / "eval"
+
+    def diagnosis(self, name: str) -> Path:
+        return self.run(name) / "diagnose"
+
+
+def is_done(folder: Path) -> bool:
+    return (folder / MARKER).exists()
+
+
+def mark_done(folder: Path, **info: Any) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (MARKER + ".tmp")
+    tmp.write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, indent=2))
+    tmp.replace(folder / MARKER)  # a kill leaves either no marker or a whole one
+
+
+def eval_seeds(spec: StudySpec) -> tuple[int, ...]:
+    e = spec.evaluation
+    return tuple(range(e.seed_offset, e.seed_offset + e.layout_seeds))

@@ -1,0 +1,234 @@
+"""Run a study: demos -> backbone pretraining -> fine-tunes -> evaluation -> diagnose -> report, on Ray.
+
+Every unit of work (one dataset recipe, the backbone, one fine-tune, one evaluation grid, one diagnosis) writes
+into its own folder and, last of all, a ``DONE.json`` marker, atomically. Rerunning the same command after a
+kill -9 at any moment skips marked units and redoes the rest; a fine-tune resumes from its last checkpoint and a
+grid from its last row. A unit that raises is retried once by Ray, then reported in ``study.json``, and units
+that depend on it are skipped.
+
+Ray: with no ``address`` a local Ray starts on this machine; with one, the driver joins that cluster and the same
+tasks fan out over its nodes (the project must be installed on each). Each task declares its resources, so
+fractional GPUs let several fine-tunes share one card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from training.study.layout import Layout, eval_seeds, is_done, mark_done, run_name
+from training.study.spec import StudySpec, spec_to_dict
+
+
+# --- units (each runs in a Ray worker) ----------------------------------------------------------------------------
+def _threads(cpus: float) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(cpus)))
+
+
+def unit_demos(spec: StudySpec, name: str, folder: Path) -> dict:
+    from leisaac_tasks.demos.generate import GenerateConfig, generate
+
+    _threads(spec.resources.cpus_per_task)
+    data = next(d for d in spec.data if d.name == name)
+    # Demos use layout seeds 0, 1, 2, ... (attempt k = seed k); evaluation starts at evaluation.seed_offset.
+    tallies = generate(GenerateConfig(recipe=data.recipe, out=folder, episodes=data.episodes,
+                                      image_size=spec.image_size, seed=0, resume=folder.exists()), progress=False)
+    attempts = max(t.attempts for t in tallies)  # each dataset's attempt k used layout seed k
+    if attempts >= spec.evaluation.seed_offset:
+        raise ValueError(f"data {name} used {attempts} layout seeds, reaching evaluation.seed_offset "
+                         f"{spec.evaluation.seed_offset}: raise the offset so evaluation layouts stay held out")
+    mark_done(folder, layout_seeds=[0, attempts - 1], datasets=[t.name for t in tallies])
+    return {"layout_seeds": [0, attempts - 1]}
+
+
+def unit_backbone(spec: StudySpec, folder: Path) -> dict:
+    from training.captions import CaptionConfig, generate as captions
+    from training.pretrain_backbone import PretrainConfig, pretrain
+
+    _threads(spec.resources.cpus_per_task)
+    b = spec.backbone
+    captions(CaptionConfig(out=folder / "captions", n=b.captions, image_size=spec.image_size,
+                           render_size=spec.image_size, overwrite=True), log=lambda *_: None, progress=False)
+    result = pretrain(PretrainConfig(captions=folder / "captions", out=folder / "model", preset=spec.preset,
+                                     steps=b.steps, batch_size=b.batch_size), log=lambda *_: None, progress=False)
+    mark_done(folder, retrieval_after=result.after)
+    return {}
+
+
+def dataset_roots(layout: Layout, data: str) -> list[Path]:
+    """The datasets a recipe wrote (several are mixed with GR00T's balancing)."""
+    info = json.loads((layout.data(data) / "generation.json").read_text())
+    return [layout.data(data) / name for name in info["datasets"]]
+
+
+def unit_finetune(spec: StudySpec, layout: Layout, data: str, tuning: str, seed: int) -> dict:
+    from training.finetune import FinetuneConfig, train
+
+    _threads(spec.resources.cpus_per_task)
+    name = run_name(data, tuning, seed)
+    tune = next(t.tune for t in spec.tunings if t.name == tuning)
+    f = spec.finetune
+    out = layout.model(name)
+    began = time.perf_counter()
+    train(FinetuneConfig(dataset_paths=dataset_roots(layout, data), output_dir=out, preset=spec.preset,
+                         backbone_checkpoint=layout.backbone / "model", tune=tune, max_steps=f.max_steps,
+                         batch_size=f.batch_size, learning_rate=f.learning_rate, save_steps=f.save_steps, seed=seed,
+                         resume=out.exists()), log=lambda *_: None, progress=False)
+    mark_done(out, seconds=round(time.perf_counter() - began, 1))
+    return {}
+
+
+def unit_eval(spec: StudySpec, layout: Layout, name: str) -> dict:
+    from eval.run_matrix import MatrixConfig, run
+    from leisaac_tasks.scenarios import SEED_SCENARIOS, Scenario
+
+    _threads(spec.resources.cpus_per_task)
+    e = spec.evaluation
+    out = layout.grid(name)
+    scenarios = tuple(Scenario.parse(s) for s in e.scenarios) or SEED_SCENARIOS
+    run(MatrixConfig(policies=(f"vla:{layout.model(name)}",), scenarios=scenarios, families=e.families,
+                     seeds=eval_seeds(spec), backend=e.backend, image_size=spec.image_size, max_steps=e.max_steps,
+                     out=out, resume=True, num_envs=e.num_envs), progress=False, argv=["chefmate-study"])
+    mark_done(out)
+    return {}
+
+
+def unit_diagnose(spec: StudySpec, layout: Layout, name: str, data: str) -> dict:
+    from training.diagnose import DiagnoseConfig, diagnose
+
+    _threads(spec.resources.cpus_per_task)
+    out = layout.diagnosis(name)
+    diagnose(DiagnoseConfig(policy=f"vla:{layout.model(name)}", out=out, datasets=tuple(dataset_roots(layout, data)),
+                            seeds=spec.diagnose_seeds), log=lambda *_: None)
+    mark_done(out)
+    return {}
+
+
+# --- the driver ---------------------------------------------------------------------------------------------------
+@dataclass
+class Task:
+    key: str  # e.g. "finetune:seed__gr00t_default__s0"
+    folder: Path
+    fn: Callable[..., dict]
+    args: tuple
+    gpus: float
+    needs: tuple[str, ...] = ()
+
+
+class Progress:
+    """One line per finished unit and a stage summary: readable in a log file as on a terminal."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+
+    def stage(self, name: str, todo: int, done: int) -> None:
+        self.log(f"[{name}] {done} already done, {todo} to run")
+
+    def finished(self, stage: str, key: str, seconds: float, n: int, total: int) -> None:
+        self.log(f"[{stage}] {n}/{total} {key.split(':', 1)[1] or key} done in {seconds:.0f} s")
+
+    def failed(self, stage: str, key: str, error: str) -> None:
+        self.log(f"[{stage}] FAILED {key} after a retry: {error}")
+
+
+def machine() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"CPU ({os.cpu_count()} cores, {platform.machine()})"
+
+
+def _start_ray(address: str | None, cpus: float):
+    import ray
+
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
+                              "configure_logging": True}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=max(int(cpus), 1), **kwargs)
+    return ray
+
+
+def run_stage(ray, stage: str, tasks: list[Task], spec: StudySpec, failed: dict[str, str],
+              progress: Progress) -> float:
+    """Submit every unfinished task of a stage whose inputs exist; wait for all; return the wall seconds."""
+    began = time.perf_counter()
+    todo = [t for t in tasks if not is_done(t.folder)]
+    blocked = [t for t in todo if any(n in failed for n in t.needs)]
+    for t in blocked:
+        failed[t.key] = "skipped: " + ", ".join(n for n in t.needs if n in failed) + " failed"
+    todo = [t for t in todo if t not in blocked]
+    progress.stage(stage, len(todo), len(tasks) - len(todo) - len(blocked))
+    pending = {}
+    for t in todo:
+        remote = ray.remote(num_cpus=spec.resources.cpus_per_task, num_gpus=t.gpus, max_retries=1,
+                            retry_exceptions=True)(t.fn)
+        pending[remote.remote(*t.args)] = (t, time.perf_counter())
+    n = 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        t, started = pending.pop(ready[0])
+        n += 1
+        try:
+            ray.get(ready[0])
+            progress.finished(stage, t.key, time.perf_counter() - started, n, len(todo))
+        except Exception as exc:  # already retried once by Ray
+            error = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+            failed[t.key] = error
+            progress.failed(stage, t.key, error)
+    return time.perf_counter() - began
+
+
+def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Callable[[str], None] = print) -> Path:
+    import torch
+
+    from training.study.report import write_report
+
+    layout = Layout(Path(out))
+    layout.out.mkdir(parents=True, exist_ok=True)
+    (layout.out / "spec.json").write_text(json.dumps(spec_to_dict(spec), indent=2))
+    gpu = torch.cuda.is_available()
+    res = spec.resources
+    ray = _start_ray(address, os.cpu_count() or 1)
+    progress = Progress(log)
+    failed: dict[str, str] = {}
+    timings_path = layout.out / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    runs = spec.run_ids()
+    stages = [
+        ("demos", [Task(f"demos:{d.name}", layout.data(d.name), unit_demos, (spec, d.name, layout.data(d.name)), 0.0)
+                   for d in spec.data]),
+        ("backbone", [Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
+                           res.finetune_gpus if gpu else 0.0)]),
+        ("finetune", [Task(f"finetune:{run_name(*r)}", layout.model(run_name(*r)), unit_finetune, (spec, layout, *r),
+                           res.finetune_gpus if gpu else 0.0, (f"demos:{r[0]}", "backbone:")) for r in runs]),
+        ("evaluate", [Task(f"evaluate:{run_name(*r)}", layout.grid(run_name(*r)), unit_eval,
+                           (spec, layout, run_name(*r)), res.eval_gpus if gpu else 0.0,
+                           (f"finetune:{run_name(*r)}",)) for r in runs]),
+        ("diagnose", [Task(f"diagnose:{run_name(*r)}", layout.diagnosis(run_name(*r)), unit_diagnose,
+                           (spec, layout, run_name(*r), r[0]), res.eval_gpus if gpu else 0.0,
+                           (f"finetune:{run_name(*r)}",)) for r in runs]),
+    ]
+    try:
+        for stage, tasks in stages:
+            seconds = run_stage(ray, stage, tasks, spec, failed, progress)
+            timings[stage] = round(timings.get(stage, 0.0) + seconds, 1)  # summed over resumed invocations
+            timings_path.write_text(json.dumps(timings, indent=2))
+    finally:
+        ray.shutdown()
+    log("[report] writing summary.csv, runs.csv, study.json, figures and report.html")
+    began = time.perf_counter()
+    write_report(spec, layout, failed, timings, machine(), fractional_gpus=res.finetune_gpus if gpu else 0.0)
+    timings["report"] = round(timings.get("report", 0.0) + time.perf_counter() - began, 1)
+    timings_path.write_text(json.dumps(timings, indent=2))
+    log(f"wrote {layout.out / 'summary.csv'}, {layout.out / 'study.json'} and {layout.out / 'report.html'}")
+    return layout.out
