@@ -7,6 +7,8 @@ in-process `VLAPolicy` on the same checkpoint, seed and observations.
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import io
 import os
 import select
@@ -23,7 +25,9 @@ import pytest
 import torch
 import zmq
 
+from eval import run_matrix
 from eval.instructions import SEED_INSTRUCTIONS, Instruction
+from eval.results import COLUMNS
 from eval.runner import Episode, run_episode
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.intent import Intent
@@ -34,6 +38,7 @@ from policies.gr00t import serve, wire
 from policies.gr00t.client import TOKEN_ENV, ServerUnavailable, parse_spec
 from policies.gr00t.n15 import Gr00tN15Policy
 from policies.gr00t.n16 import Gr00tN16Policy
+from policies.gr00t.protocol import LANGUAGE_KEY
 from policies.gr00t.transport import Connection, Endpoint, ServerErrorReply
 from policies.registry import make_policy
 from policies.vla.config import PRESETS
@@ -309,6 +314,167 @@ def test_n16_round_trip(servers, checkpoint, env):
     assert config["action"]["delta_indices"] == list(range(16))
     assert config["state"]["modality_keys"] == config["action"]["modality_keys"] == ["single_arm", "gripper"]
     assert config["language"]["modality_keys"] == ["annotation.human.task_description"]
+
+
+# --- grids: a gr00t: episode replays the vla: episode, across server restarts and under --workers --------------
+GRID_CELLS = (Scenario.parse("H,H"), Scenario.parse("-,H"))
+GRID_SEEDS = (0, 1)  # every instruction of a cell runs on the same seeds, so one seed comes back many times
+SAME_ROW = [c for c in COLUMNS if c not in ("policy", "wall_seconds")]
+
+
+def request_print(instruction: str, seed: int, chunk: int, front: np.ndarray, wrist: np.ndarray,
+                  lerobot_state: np.ndarray) -> tuple:
+    """What one get_action request carries, exactly: frames and state as bytes, the noise key and the text."""
+    return (instruction, int(seed), int(chunk), hashlib.sha256(np.ascontiguousarray(front).tobytes()).hexdigest(),
+            hashlib.sha256(np.ascontiguousarray(wrist).tobytes()).hexdigest(),
+            np.asarray(lerobot_state, dtype=np.float64).tobytes())
+
+
+def received_prints(records: Path, already: set[Path]) -> list[tuple]:
+    """The get_action requests the --record-dir server received since ``already``, as request_print tuples."""
+    prints = []
+    for path in sorted(set(records.iterdir()) - already):
+        request = wire.unpack(path.read_bytes())
+        if request.get("endpoint") != "get_action":
+            continue
+        data, options = request["data"], request["options"]
+        state = np.concatenate([data["state.single_arm"][0], data["state.gripper"][0]])
+        prints.append(request_print(data[LANGUAGE_KEY][0], options["seed"], options["chunk"],
+                                    data["video.front"][0], data["video.wrist"][0], state))
+    return prints
+
+
+class Recorded:
+    """Drives a policy through one episode, keeping every action and, per chunk request, what the request
+    should carry; ``before_step`` (step -> None) runs before that step's action (a server restart mid-episode)."""
+
+    def __init__(self, policy, before_step=None):
+        self.policy, self.before_step = policy, before_step
+        self.name, self.cameras, self.privileged = policy.name, policy.cameras, policy.privileged
+        self.actions: list[np.ndarray] = []
+        self.requests: list[tuple] = []
+
+    def reset(self, instruction: str, seed: int) -> None:
+        self.instruction, self.seed = instruction, seed
+        self.policy.reset(instruction, seed)
+
+    @property
+    def done(self) -> bool:
+        return self.policy.done
+
+    def act(self, observation, info):
+        step = len(self.actions)
+        if self.before_step is not None:
+            self.before_step(step)
+        if step % CHUNK_STEPS == 0:
+            self.requests.append(request_print(self.instruction, self.seed, step // CHUNK_STEPS, observation["front"],
+                                               observation["wrist"], sim_to_lerobot(observation["state"])))
+        action = self.policy.act(observation, info)
+        self.actions.append(np.array(action, copy=True))
+        return action
+
+
+def run_grid(spec: str, out: Path, workers: int = 1, before_step=None) -> tuple[dict, dict]:
+    """The grid through eval.run_matrix.run. In process (workers=1) every episode's policy is wrapped in
+    ``Recorded``; ``before_step(index, step)`` gets the episode's index in grid order. Returns the rows and
+    the recordings, both keyed by (scenario, instruction, seed)."""
+    cfg = run_matrix.MatrixConfig(policies=(spec,), scenarios=GRID_CELLS, families=(), seeds=GRID_SEEDS,
+                                  image_size=IMAGE_SIZE, max_steps=STEPS, out=out, workers=workers)
+    recorded: dict[tuple, Recorded] = {}
+    real_run_episode = run_matrix.run_episode
+
+    def recording_run_episode(env, policy, episode, max_steps):
+        index = len(recorded)
+        hook = None if before_step is None else (lambda step: before_step(index, step))
+        wrapped = recorded[(episode.scenario.label, episode.instruction.text, str(episode.seed))] = \
+            Recorded(policy, hook)
+        return real_run_episode(env, wrapped, episode, max_steps)
+
+    made = []
+
+    def make_and_keep(name: str):
+        made.append(make_policy(name))
+        return made[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_matrix, "run_episode", recording_run_episode)
+        patch.setattr(run_matrix, "make_policy", make_and_keep)
+        try:
+            path = run_matrix.run(cfg, progress=False, argv=["test_gr00t", spec])
+        finally:  # run() leaves its policies open; a gr00t client collected in a cycle hangs in zmq_ctx_term
+            for policy in made:
+                getattr(policy, "close", lambda: None)()
+    with path.open(newline="") as f:
+        rows = {(r["scenario"], r["instruction"], r["seed"]): r for r in csv.DictReader(f)}
+    assert len(rows) == len(cfg.episodes()) == len(GRID_CELLS) * len(SEED_INSTRUCTIONS) * len(GRID_SEEDS)
+    assert all(r["error"] == "" and r["steps"] == str(STEPS) for r in rows.values()), rows
+    return rows, recorded
+
+
+@pytest.fixture(scope="module")
+def vla_grid(checkpoint, tmp_path_factory) -> tuple[dict, dict]:
+    """The reference: the same grid with the in-process vla: policy on the same checkpoint."""
+    rows, recorded = run_grid(f"vla:{checkpoint}", tmp_path_factory.mktemp("vla_grid") / "out")
+    seed0, seed1 = (recorded[(GRID_CELLS[0].label, SEED_INSTRUCTIONS[0].text, str(s))].actions for s in GRID_SEEDS)
+    assert not np.array_equal(seed0, seed1)  # the flow noise moves the actions: comparing them means something
+    return rows, recorded
+
+
+def gr00t_spec(served: Served) -> str:
+    return f"gr00t:127.0.0.1:{served.port}?n_action_steps={CHUNK_STEPS}&timeout_s=30"
+
+
+def assert_same_rows(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for key, row in got.items():
+        assert {c: row[c] for c in SAME_ROW} == {c: want[key][c] for c in SAME_ROW}, key
+
+
+def restart(served: Served) -> None:
+    served.proc.kill()
+    served.proc.wait()
+    served.start().wait_ready()  # the same port: the client's socket reconnects by itself
+
+
+def test_a_gr00t_grid_replays_the_vla_grid_across_server_restarts(servers, vla_grid, tmp_path, monkeypatch):
+    """The grid in process, with the server SIGKILLed and restarted between episodes (twice) and once mid-episode,
+    at a chunk boundary: every row, every action and every request equals the in-process vla: run's, exactly."""
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    served, records = servers["n1.5"], servers["records"]
+    want_rows, want = vla_grid
+    restarts: list[tuple[int, int]] = []
+
+    def maybe_restart(index: int, step: int) -> None:
+        if (index, step) in ((1, 0), (5, 0), (3, CHUNK_STEPS)):  # before episodes 1 and 5; before chunk 1 of 3
+            restart(served)
+            restarts.append((index, step))
+
+    already = set(records.iterdir())
+    rows, got = run_grid(gr00t_spec(served), tmp_path / "out", before_step=maybe_restart)
+    assert sorted(restarts) == [(1, 0), (3, CHUNK_STEPS), (5, 0)]
+    assert_same_rows(rows, want_rows)
+    assert got.keys() == want.keys()
+    for key, episode in got.items():
+        np.testing.assert_array_equal(np.array(episode.actions), np.array(want[key].actions), err_msg=str(key))
+    # What the servers (three processes in turn) received is what the in-process policy saw, chunk for chunk.
+    expected = [p for episode in want.values() for p in episode.requests]
+    assert len(expected) == len(want) * 3
+    assert Counter(received_prints(records, already)) == Counter(expected)
+
+
+def test_a_gr00t_grid_with_two_workers_replays_the_vla_grid(servers, vla_grid, tmp_path, monkeypatch):
+    """--workers 2: two client processes share one server, their requests interleaved; the rows equal the vla:
+    grid's and the server received exactly the requests of the in-process run (the observations at every chunk
+    boundary, so every action executed before it)."""
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)  # spawned workers inherit it
+    served, records = servers["n1.5"], servers["records"]
+    want_rows, want = vla_grid
+    already = set(records.iterdir())
+    rows, recorded = run_grid(gr00t_spec(served), tmp_path / "out", workers=2)
+    assert recorded == {}  # the episodes really ran in the workers
+    assert_same_rows(rows, want_rows)
+    expected = [p for episode in want.values() for p in episode.requests]
+    assert Counter(received_prints(records, already)) == Counter(expected)
 
 
 # --- bad requests and failures -------------------------------------------------------------------------------------

@@ -4,9 +4,8 @@ runner's, and the batched VLA against the single-episode one. Nothing here impor
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import mujoco
@@ -175,12 +174,7 @@ def test_quaternion_helpers_round_trip():
 
 # --- the USD's joints and base, against the MJCF ---------------------------------------------------------------
 
-def _urdf_path() -> Path | None:
-    found = importlib.util.find_spec("isaaclab_so101")
-    if found is None or not found.submodule_search_locations:
-        return None
-    path = Path(list(found.submodule_search_locations)[0]) / "embodiments/data/curobo/urdf/SO-ARM101-USD.urdf"
-    return path if path.exists() else None
+USD_JOINTS = json.loads((Path(__file__).parent / "fixtures" / "so101_usd_joints.json").read_text())
 
 
 def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -189,46 +183,79 @@ def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
-def _rpy(r: float, p: float, y: float) -> np.ndarray:
-    return _rot(np.array([0, 0, 1.0]), y) @ _rot(np.array([0, 1.0, 0]), p) @ _rot(np.array([1.0, 0, 0]), r)
+def _pose(pos, wxyz) -> np.ndarray:
+    w, x, y, z = np.asarray(wxyz, float) / np.linalg.norm(wxyz)
+    t = np.eye(4)
+    t[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    t[:3, 3] = pos
+    return t
 
 
-@pytest.mark.skipif(_urdf_path() is None, reason="isaaclab-so101 (the SO-101 USD package) is not installed")
+def _usd_link_frames(q_usd: np.ndarray, root: np.ndarray) -> dict[str, np.ndarray]:
+    """Forward kinematics of the USD's joints (tests/fixtures/so101_usd_joints.json): every link frame for USD joint
+    angles ``q_usd``, from the articulation root placed at ``root``."""
+    fixed = USD_JOINTS["root_joint"]
+    frames = {"base": root @ _pose(fixed["local_pos0"], fixed["local_rot0"])
+              @ np.linalg.inv(_pose(fixed["local_pos1"], fixed["local_rot1"]))}
+    axes = {"X": np.array([1.0, 0, 0]), "Y": np.array([0, 1.0, 0]), "Z": np.array([0, 0, 1.0])}
+    for j, angle in zip(USD_JOINTS["joints"], q_usd):
+        turn = np.eye(4)
+        turn[:3, :3] = _rot(axes[j["axis"]], angle)
+        frames[j["child"]] = (frames[j["parent"]] @ _pose(j["local_pos0"], j["local_rot0"]) @ turn
+                              @ np.linalg.inv(_pose(j["local_pos1"], j["local_rot1"])))
+    return frames
+
+
+def test_the_usd_fixture_is_the_chain_so101_usd_names():
+    assert USD_JOINTS["stage"] == {"up_axis": "Z", "meters_per_unit": 1.0, "default_prim": "/so101_new_calib"}
+    assert tuple(j["name"] for j in USD_JOINTS["joints"]) == so101_usd.USD_JOINT_NAMES
+    parents = ["base"] + [j["child"] for j in USD_JOINTS["joints"][:-1]]
+    assert [j["parent"] for j in USD_JOINTS["joints"]] == parents  # one serial chain, in LeRobot's joint order
+    assert USD_JOINTS["joints"][4]["child"] == so101_usd.USD_GRIPPER_LINK
+
+
 def test_usd_joint_zeros_and_base_reproduce_the_mjcf_kinematics():
-    """The URDF isaaclab-so101 generates from its USD, driven by ``sim_to_usd(q)`` from the ROOT pose, puts the
-    gripper and the moving jaw exactly where the MJCF puts them for ``q``."""
-    joints = {j.get("name"): j for j in ET.parse(_urdf_path()).getroot().findall("joint")}
-    chain = ("Rotation", "Pitch", "Elbow", "Wrist_Pitch", "Wrist_Roll", "Jaw")
+    """The USD's joints (the committed fixture, read from the isaaclab-so101 asset), driven by ``sim_to_usd(q)``
+    from the root at ``ROOT_OFFSET``, put the gripper and the moving jaw exactly where the MJCF puts them for
+    ``q``; and the root joint turns the base by ``ROOT_YAW``."""
     from leisaac_tasks.robot_model import so101_mjcf_path
+
+    fixed = USD_JOINTS["root_joint"]
+    base_turn = _pose(fixed["local_pos0"], fixed["local_rot0"]) @ np.linalg.inv(_pose(fixed["local_pos1"],
+                                                                                       fixed["local_rot1"]))
+    np.testing.assert_allclose(base_turn[:3, :3], _rot(np.array([0, 0, 1.0]), so101_usd.ROOT_YAW), atol=1e-6)
+    np.testing.assert_allclose(base_turn[:3, 3], 0.0, atol=1e-9)
 
     m = mujoco.MjModel.from_xml_path(str(so101_mjcf_path()))
     d = mujoco.MjData(m)
     adr = [m.joint(j).qposadr[0] for j in SPEC.robot.joint_names]
-    base = np.eye(4)
-    base[:3, :3] = _rot(np.array([0, 0, 1.0]), so101_usd.ROOT_YAW)
-    base[:3, 3] = so101_usd.ROOT_OFFSET  # MJCF base body at the origin here
+    root = np.eye(4)
+    root[:3, 3] = so101_usd.ROOT_OFFSET  # the MJCF base body at the origin here
     rng = np.random.default_rng(0)
-    for _ in range(10):
-        q = rng.uniform(-1.2, 1.2, 6)
+    for q in [np.zeros(6), np.array(SPEC.robot.home_qpos), *rng.uniform(-1.2, 1.2, (10, 6))]:
         d.qpos[:] = 0
         d.qpos[adr] = q
         mujoco.mj_kinematics(m, d)
-        frame = base.copy()
-        frames = {}
-        for name, angle in zip(chain, so101_usd.sim_to_usd(q)):
-            j = joints[name]
-            o = j.find("origin")
-            t = np.eye(4)
-            t[:3, :3] = _rpy(*map(float, o.get("rpy").split()))
-            t[:3, 3] = list(map(float, o.get("xyz").split()))
-            r = np.eye(4)
-            r[:3, :3] = _rot(np.array(list(map(float, j.find("axis").get("xyz").split()))), angle)
-            frame = frame @ t @ r
-            frames[j.find("child").get("link")] = frame
+        frames = _usd_link_frames(so101_usd.sim_to_usd(q), root)
         for usd_link, mj_body in (("gripper", "gripper"), ("jaw", "moving_jaw_so101_v1")):
             b = m.body(mj_body).id
-            np.testing.assert_allclose(frames[usd_link][:3, 3], d.xpos[b], atol=1e-5)  # the constants carry 7 digits
+            np.testing.assert_allclose(frames[usd_link][:3, 3], d.xpos[b], atol=1e-5)  # the USD stores float32
             np.testing.assert_allclose(frames[usd_link][:3, :3], d.xmat[b].reshape(3, 3), atol=2e-5)
+
+
+def test_usd_joint_limits_are_the_mjcf_limits_moved_by_the_joint_offsets():
+    """The limits the Isaac Lab backend writes into the articulation (``usd_limits``) against the USD's own: the
+    same ranges, shifted by ``JOINT_OFFSETS``, on every joint but the elbow. The USD's elbow stops at -100..+90
+    degrees where the MJCF's allows +-96.8, which is why vec_env overwrites the USD's limits with ``usd_limits``."""
+    usd = np.radians([[j["lower_deg"], j["upper_deg"]] for j in USD_JOINTS["joints"]])
+    ours = np.array(DESC.robot.usd_limits)
+    same = [k for k, name in enumerate(so101_usd.USD_JOINT_NAMES) if name != "Elbow"]
+    np.testing.assert_allclose(ours[same], usd[same], atol=1e-5)  # float32 degrees in the USD
+    elbow = so101_usd.USD_JOINT_NAMES.index("Elbow")
+    np.testing.assert_allclose(np.degrees(usd[elbow]), [-100.0, 90.0], atol=1e-3)
+    assert ours[elbow][1] > usd[elbow][1]  # the override matters: above 90 degrees only the MJCF's range allows
 
 
 # --- the vectorized runner -------------------------------------------------------------------------------------
@@ -276,7 +303,7 @@ def test_a_failing_policy_ends_only_its_own_episodes(monkeypatch):
 
 def test_batched_vla_acts_like_one_vla_per_episode(tmp_path):
     """act_batch over two envs returns, for each, the actions a lone VLAPolicy gives that episode."""
-    torch = pytest.importorskip("torch")
+    import torch  # a core dependency: never a reason to skip
     sys.path.insert(0, str(Path(__file__).parent))
     from test_vla import CFG, norm
 

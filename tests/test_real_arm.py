@@ -288,6 +288,150 @@ def test_ctrl_c_mid_trial_goes_to_rest_and_switches_torque_off(tmp_path, how):
     assert [e["event"] for e in last["safety"]["events"]][-4:] == ["interrupted", "safe_stop", "rest", "torque_off"]
 
 
+class ArmLog:
+    """What the arm was told, in order: every goal sent (as sim radians, with the torque state at that moment)
+    and every torque switch. Wraps the simulated robot's own methods, which still run."""
+
+    def __init__(self, robot):
+        from eval.real_arm.robot import JointUnits
+
+        self.robot, self.units, self.events = robot, JointUnits.of(robot), []
+        send, bus = robot.send_action, robot.bus
+        off, on = bus.disable_torque, bus.enable_torque
+
+        def send_action(action):
+            self.events.append(("send", self.units.observation_to_sim(action), bus.torque_enabled))
+            return send(action)
+
+        def disable_torque():
+            off()
+            self.events.append(("torque_off",))
+
+        def enable_torque():
+            on()
+            self.events.append(("torque_on",))
+
+        robot.send_action, bus.disable_torque, bus.enable_torque = send_action, disable_torque, enable_torque
+
+    def mark(self, what: str) -> None:
+        from eval.real_arm.safety import read_joints
+
+        self.events.append((what, read_joints(self.robot, self.units)))
+
+
+def test_a_policy_error_mid_trial_ramps_to_rest_then_switches_torque_off(tmp_path):
+    """A policy that raises mid-trial: the trial is a policy_error row, and the arm is walked back to the rest pose
+    in steps of at most --rest-step-deg from where it stood, and only then is torque switched off."""
+    from eval.real_arm.safety import SafetyConfig, read_joints
+
+    robot = sim_robot(tmp_path)
+    arm = ArmLog(robot)
+
+    def explode(policy):
+        if policy.trial == 1 and policy.t == 20:
+            arm.mark("raised")
+            raise RuntimeError("the model produced NaNs")
+
+    policy = Hold(target=lambda q: q + np.array([0.03, 0.03, -0.03, 0.0, 0.0, 0.0]), on_step=explode)
+    out = tmp_path / "out"
+    try:
+        code = main(["--robot", "sim_so101", "--policies", "flaky", "--scenarios", "H,-", "--max-steps", "40",
+                     "--no-record", "--no-detect", "--out", str(out), *SMALL],
+                    keys="\nu\nq\n", robot=robot, policies={"flaky": policy})  # run, answer, quit at trial 2
+        assert code == 0
+        events = list(arm.events)
+        cfg, units = SafetyConfig(), arm.units
+        at_rest = read_joints(robot, units)
+        assert np.degrees(np.abs(at_rest - cfg.rest_pose)[:5]).max() <= cfg.rest_tolerance_deg
+        assert not robot.bus.torque_enabled
+        goal = at_rest.copy()  # torque really is off: a far goal moves nothing but what gravity moves
+        goal[0] += 0.8
+        for _ in range(15):
+            robot.send_action(units.action(goal))
+        assert abs(read_joints(robot, units)[0] - at_rest[0]) < 0.01
+    finally:
+        robot.disconnect()
+
+    raised = [i for i, e in enumerate(events) if e[0] == "raised"]
+    assert len(raised) == 1 and len(policy.seen) == 20
+    where, after = events[raised[0]][1], events[raised[0] + 1:]
+    assert np.degrees(np.abs(where - cfg.rest_pose)[:5]).max() > 20  # the arm had left rest: a real ramp follows
+    # After the error: goals with torque on, then torque off, then nothing.
+    assert [e[0] for e in after] == ["send"] * (len(after) - 1) + ["torque_off"]
+    ramp = np.array([e[1] for e in after[:-1]])
+    assert all(e[2] for e in after[:-1])
+    step = np.radians(cfg.rest_step_deg) + 1e-6  # the goals travel in LeRobot degrees: float rounding only
+    assert np.abs(ramp[0] - where).max() <= step  # it starts where the arm stood, no jump
+    assert np.abs(np.diff(ramp, axis=0)).max() <= step
+    assert len(ramp) >= np.degrees(np.abs(where - cfg.rest_pose)).max() / cfg.rest_step_deg
+    np.testing.assert_allclose(ramp[-1], cfg.rest_pose, atol=1e-6)  # gripper included
+
+    (row,) = rows(out)
+    assert row["behaviour"] == "policy_error" and row["success"] == "0" and row["steps"] == "19"  # the 20th act raised
+    assert row["error"] == "RuntimeError: the model produced NaNs"
+    failed = journal(out)[0]
+    assert failed["status"] == "done" and failed["run_status"] == "policy_error"
+    assert [e["event"] for e in failed["safety"]["events"]][-4:] == ["policy_error", "safe_stop", "rest", "torque_off"]
+
+
+def test_lerobots_max_relative_target_is_a_backstop_1_5x_looser_that_clips_when_safety_is_bypassed(tmp_path,
+                                                                                                     monkeypatch):
+    """The session sets the follower config's max_relative_target to 1.5x the per-step safety caps, in the arm's
+    units (degrees or LeRobot's normalized range); with the safety filter bypassed, a too-large step is still cut
+    to that backstop by the robot's own LeRobot clipping (ensure_safe_goal_position)."""
+    from eval.real_arm.robot import JointUnits
+    from eval.real_arm.safety import SafetyConfig, SafetyFilter
+
+    d = SafetyConfig()
+    backstop = 1.5 * np.radians([d.max_step_deg] * 5 + [d.gripper_max_step_deg])  # README: "set 1.5x looser"
+    argv = ["--robot", "sim_so101", "--scenarios", "H,-", "--no-record", "--no-detect", *SMALL]
+    for use_degrees in (True, False):
+        robot = sim_robot(tmp_path / f"cal_{use_degrees}", use_degrees=use_degrees)
+        try:
+            assert robot.config.max_relative_target is None
+            assert main([*argv, "--policies", "hold", "--out", str(tmp_path / f"quit_{use_degrees}")], keys="q\n",
+                        robot=robot, policies={"hold": Hold()}) == 0  # quit at the first prompt: nothing moves
+            limits, units = robot.config.max_relative_target, JointUnits.of(robot)
+        finally:
+            robot.disconnect()
+        assert isinstance(limits, dict) and list(limits) == list(JOINT_NAMES)
+        if use_degrees:  # 10 deg per step -> 15 deg; the gripper's 40 deg -> 60 deg of its 0-100 range
+            gripper = 100 * backstop[5] / (JOINT_HIGH[5] - JOINT_LOW[5])
+            np.testing.assert_allclose([limits[n] for n in JOINT_NAMES], [15.0] * 5 + [gripper], rtol=1e-6)
+        # Whatever the units: a move of that size from anywhere is 1.5x the caps in radians.
+        for q in (np.zeros(6), (JOINT_LOW + JOINT_HIGH) / 2 + 0.1):
+            start = units.to_lerobot(q)
+            np.testing.assert_allclose(units.to_sim(start + [limits[n] for n in JOINT_NAMES]) - q, backstop,
+                                       rtol=1e-9, err_msg=f"use_degrees={use_degrees}")
+
+    # Bypass the safety layer: targets reach the arm as the policy gave them. LeRobot's clip still holds.
+    monkeypatch.setattr(SafetyFilter, "filter", lambda self, target, measured, step, log, slow=False:
+                        np.asarray(target, dtype=float))
+    robot = sim_robot(tmp_path / "cal_bypass")
+    sends = []
+    send = robot.send_action
+
+    def recording_send(action):
+        present = {f"{name}.pos": v for name, v in robot.bus.sync_read("Present_Position").items()}
+        sent = send(action)
+        sends.append((present, dict(action), sent))
+        return sent
+
+    robot.send_action = recording_send
+    jump = np.array([0.8, 0.0, 0.0, 0.0, 0.0, 0.0])  # 46 deg of shoulder pan in one step
+    try:
+        assert main([*argv, "--policies", "lunge", "--max-steps", "4", "--out", str(tmp_path / "bypass")],
+                    keys="\nu\nq\n", robot=robot, policies={"lunge": Hold(target=lambda q: q + jump)}) == 0
+    finally:
+        robot.disconnect()
+    lunges = [(p, a, s) for p, a, s in sends if a["shoulder_pan.pos"] - p["shoulder_pan.pos"] > 40]
+    assert len(lunges) == 4  # every policy step asked for the whole jump
+    for present, asked, sent in lunges:
+        assert sent["shoulder_pan.pos"] - present["shoulder_pan.pos"] == pytest.approx(15.0, abs=1e-9)
+        for key in MOTOR_KEYS[1:]:  # the small moves pass untouched
+            assert sent[key] == pytest.approx(asked[key], abs=1e-9)
+
+
 def test_serial_loss_mid_trial_is_a_robot_error_and_keeps_earlier_rows(tmp_path):
     robot = sim_robot(tmp_path)
 
@@ -385,22 +529,34 @@ def test_bad_input_is_one_line_and_touches_nothing(tmp_path, capsys):
     assert not (out / "session.json").exists() and not (out / "episodes.csv").exists()
 
 
-def test_full_eight_cell_grid_with_automatic_outcomes_agrees_with_physics(tmp_path):
-    """The done bar: the whole seed grid, operator-guided with every automatic guess accepted, on the simulated arm;
-    the detector's guesses match the physics outcome on >= 90% of trials and the standard report reads the rows."""
+def test_full_eight_cell_grid_with_automatic_outcomes_matches_the_sim_grid(tmp_path):
+    """The done bar (README: 48 trials, the same outcomes as the plain sim grid, 48 of 48 guesses right): the whole
+    seed grid for expert and blind, operator-guided with every automatic guess accepted, on the simulated arm. Every
+    row's outcome equals eval.run_matrix's for the same cell, policy and seed, and every guess equals the physics."""
     from eval.report import write_report
+    from eval.run_matrix import MatrixConfig, run
 
     out = tmp_path / "grid"
-    argv = ["--robot", "sim_so101", "--policies", "blind", "--auto-accept", "--no-record", "--out", str(out), *SMALL]
+    argv = ["--robot", "sim_so101", "--policies", "expert,blind", "--auto-accept", "--no-record", "--out", str(out),
+            *SMALL]
     assert main(argv) == 0
     with (out / "sim_ground_truth.csv").open(newline="") as f:
         truth = list(csv.DictReader(f))
-    assert len(truth) == 8 * 3  # eight scenarios x the seed's three instructions
+    assert len(truth) == 2 * 8 * 3  # two policies x eight scenarios x the seed's three instructions
     # An ingredient the scenario lacks gets no guess (the operator isn't asked about it either).
-    agree = [all(t[f"guess_{n}"] == t[f"truth_{n}"] for n in ("cheese", "bread") if t[f"truth_{n}"] != "absent")
-             for t in truth]
-    assert sum(agree) / len(agree) >= 0.9, [t for t, ok in zip(truth, agree) if not ok]
+    wrong = [t for t in truth for n in ("cheese", "bread")
+             if t[f"truth_{n}"] != "absent" and t[f"guess_{n}"] != t[f"truth_{n}"]]
+    assert wrong == []
     moved = {t["truth_cheese"] for t in truth} | {t["truth_bread"] for t in truth}
-    assert {"on_plate", "untouched", "absent"} <= moved  # the blind policy really picks, leaves and lacks slices
+    assert {"on_plate", "untouched", "absent"} <= moved  # the policies really pick, leave and lack slices
+
+    # The plain sim grid: the same cells, policies, seeds and image size, through eval.run_matrix.
+    sim = MatrixConfig(policies=("expert", "blind"), families=(), seeds=(0,), image_size=64, out=tmp_path / "sim")
+    with run(sim, progress=False).open(newline="") as f:
+        want = {(r["policy"], r["scenario"], r["instruction"], r["seed"]): r["outcome_label"] for r in csv.DictReader(f)}
+    got = {(r["policy"], r["scenario"], r["instruction"], r["seed"]): r["outcome_label"] for r in rows(out)}
+    assert len(want) == len(sim.episodes()) == 48 and got.keys() == want.keys()
+    differ = {key: (label, want[key]) for key, label in got.items() if label != want[key]}
+    assert differ == {}, "real-arm outcome vs run_matrix outcome"
     summary = write_report(out / "episodes.csv", tmp_path)
-    assert int(summary["episodes"].iloc[0]) == 24
+    assert int(summary["episodes"].sum()) == 48
