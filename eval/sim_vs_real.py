@@ -247,7 +247,8 @@ def write(c: Comparison, out: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.sim_vs_real", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m eval.sim_vs_real", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # keeps the example
     parser.add_argument("--sim", nargs="+", required=True, help="episodes CSV(s) from simulation")
     parser.add_argument("--real", nargs="+", required=True, help="episodes CSV(s) from the real arm")
     parser.add_argument("--out", required=True, help="directory for cells.csv, policies.csv, sim_vs_real.md, "

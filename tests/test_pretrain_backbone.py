@@ -100,17 +100,20 @@ def test_truth_matrix_counts_vaguer_captions_as_true(captions):
     assert data.truth(rows, np.array([0]))[:, 0].tolist() == holds
 
 
-def test_pretrain_tiny_trains_only_vision_and_heads(captions, tmp_path):
+def test_pretrain_tiny_trains_only_vision_and_heads(captions, tmp_path, capsys):
     from safetensors.torch import load_file
 
     torch.manual_seed(0)
     model = ContrastivePretrainer(TINY, embed_dim=32)
     llm_before = {k: v.clone() for k, v in model.backbone.llm.state_dict().items()}
     vision_before = {k: v.clone() for k, v in model.backbone.vision.state_dict().items()}
-    out = tmp_path / "backbone"
+    out, logged = tmp_path / "backbone", []
     result = pretrain(PretrainConfig(captions=captions, out=out, preset="tiny", steps=30, batch_size=16,
                                      learning_rate=2e-3, eval_fraction=0.15, log_steps=5), model=model,
-                      log=lambda *_: None)
+                      log=logged.append)
+    bar = capsys.readouterr().err
+    assert "pretrain: 100%" in bar and "30/30" in bar and "loss=" in bar  # progress with the loss
+    assert logged[-1].startswith(f"wrote {out / BACKBONE_WEIGHTS}") and "loss.csv" in logged[-1]
 
     losses = result.losses
     assert np.mean(losses[-6:]) < np.mean(losses[:6]) - 0.1, losses  # the contrastive loss falls
@@ -148,6 +151,16 @@ def test_pretrain_tiny_trains_only_vision_and_heads(captions, tmp_path):
     load_backbone_weights(lora, out)
     vision = lora.backbone.vision.state_dict()
     assert torch.equal(vision["blocks.0.attn.qkv.base_layer.weight"], saved["vision.blocks.0.attn.qkv.weight"])
+
+
+def test_captions_cli_shows_progress_and_what_it_wrote(tmp_path, capsys):
+    from training.captions import main as captions_main
+
+    out = tmp_path / "captions"
+    assert captions_main(["--out", str(out), "--n", "4", "--image-size", "32", "--render-size", "32"]) == 0
+    printed = capsys.readouterr()
+    assert "scenes: 100%" in printed.err and "4/4" in printed.err
+    assert printed.out.strip().splitlines()[-1].startswith(f"wrote 4 scenes to {out}")
 
 
 def test_bad_input_exits_2_with_a_clear_message(captions, tmp_path, capsys):

@@ -139,6 +139,21 @@ def test_vram_bad_input_exits_2(argv, capsys):
     assert capsys.readouterr().err.startswith("error: ")
 
 
+def test_vram_probe_shows_each_settings_progress(tmp_path, monkeypatch, capsys):
+    """On a CPU the probe takes minutes: the bar names the setting and what it is doing, step by step."""
+    monkeypatch.setattr(probe_vram, "TUNINGS", TUNINGS[:1])
+    out = tmp_path / "vram.md"
+    assert probe_vram.main(["--preset", "tiny", "--device", "cpu", "--batch-size", "2", "--steps", "1",
+                            "--latency-runs", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    name = TUNINGS[0][0]
+    for phase in ("building the model", "counting activations", "training step 3/3", "chunk latency (1 runs)"):
+        assert f"{name}: {phase}" in printed.err, phase
+    assert "1/1" in printed.err and name in printed.out  # the bar, and the setting's result line
+    assert printed.out.strip().splitlines()[-1] == (f"wrote {out}, {out.with_suffix('.csv')} and "
+                                                    f"{out.with_suffix('.json')}")
+
+
 def test_probe_vram_needs_no_simulator():
     code = ("import sys, training.probe_vram, training.probe_language; "
             "bad = sorted({m.split('.')[0] for m in sys.modules} & {'mujoco', 'lerobot'}); "
@@ -174,8 +189,11 @@ def test_text_positions_cover_the_instruction_only(tiny_model):
     assert text.sum(1).tolist() == tok["attention_mask"].sum(1).tolist()  # [CLS] + word pieces + [SEP]
 
 
-def test_language_probe_end_to_end(tmp_path):
+def test_language_probe_end_to_end(tmp_path, capsys):
     assert probe_language.main(["--preset", "tiny", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    printed = capsys.readouterr()
+    assert "rendering the scene" in printed.err and "3/3 stages" in printed.err  # the progress bar
+    assert printed.out.strip().splitlines()[-1].startswith(f"wrote {tmp_path}/: summary.md")
     keys = [i.key for i in probe_language.PROBE_INSTRUCTIONS]
     for name in ("similarity.csv", "similarity_text.csv"):
         header, s = probe_language.read_matrix_csv(tmp_path / name)

@@ -365,9 +365,10 @@ def draw_scene(rng: np.random.Generator, index: int, cfg: CaptionConfig, spec: S
     return scenario, layout_seed, Layout(scenario, layout.plate_xy, layout.holder_xy, poses)
 
 
-def generate(cfg: CaptionConfig, log=print) -> dict[str, Any]:
+def generate(cfg: CaptionConfig, log=print, progress: bool = True) -> dict[str, Any]:
     """Render and caption ``cfg.n`` scenes into ``cfg.out``; returns the run's meta (with the render speed)."""
     import torch
+    from tqdm import tqdm
 
     from policies.vla.images import resize_images
 
@@ -387,7 +388,7 @@ def generate(cfg: CaptionConfig, log=print) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     render_began = time.perf_counter()
     try:
-        for i in range(cfg.n):
+        for i in tqdm(range(cfg.n), desc="scenes", unit="scene", disable=not progress, dynamic_ncols=True):
             scenario, layout_seed, layout = draw_scene(rng, i, cfg, spec, scenarios)
             for _ in range(30):  # redraw the arm until it does not cut through the scene
                 qpos = sample_arm(rng, pool, spec.robot, cfg.near_home_prob)
@@ -409,8 +410,6 @@ def generate(cfg: CaptionConfig, log=print) -> dict[str, Any]:
                             "qpos": np.round(sim.joint_positions(), 5).tolist(), "ee": np.round(ee, 5).tolist(),
                             "object_poses": {n: None if facts.placement[n] == "absent" else
                                              np.round(poses[n], 5).tolist() for n in INGREDIENTS}})
-            if (i + 1) % 500 == 0:
-                log(f"  {i + 1}/{cfg.n} scenes")
     finally:
         renderer.close()
     render_s = time.perf_counter() - render_began

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from policies.vla.backbone import Backbone
 from policies.vla.config import PRESETS, VLAConfig
@@ -281,7 +282,8 @@ def load_checked(cfg: PretrainConfig) -> CaptionSet:
     return data
 
 
-def pretrain(cfg: PretrainConfig, model: ContrastivePretrainer | None = None, log=print) -> PretrainResult:
+def pretrain(cfg: PretrainConfig, model: ContrastivePretrainer | None = None, log=print,
+             progress: bool = True) -> PretrainResult:
     data = load_checked(cfg)
     model_cfg = cfg.model_config
     device = resolve_device(cfg.device)
@@ -316,7 +318,8 @@ def pretrain(cfg: PretrainConfig, model: ContrastivePretrainer | None = None, lo
     began = time.perf_counter()
     order, pos = sampler.permutation(train_rows), 0
     model.train()
-    with open(out / "loss.csv", "w", newline="") as log_file:
+    bar = tqdm(total=cfg.steps, desc="pretrain", unit="step", disable=not progress, dynamic_ncols=True)
+    with bar, open(out / "loss.csv", "w", newline="") as log_file:
         writer = csv.writer(log_file)
         writer.writerow(["step", "loss", "lr", "temperature", "seconds"])
         for step in range(1, cfg.steps + 1):
@@ -336,18 +339,21 @@ def pretrain(cfg: PretrainConfig, model: ContrastivePretrainer | None = None, lo
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
+            bar.update()
             if step % cfg.log_steps == 0 or step == cfg.steps:
                 writer.writerow([step, f"{losses[-1]:.6f}", f"{schedule.get_last_lr()[0]:.3e}",
                                  f"{1 / model.logit_scale.exp().item():.4f}", f"{time.perf_counter() - began:.2f}"])
                 log_file.flush()
-            if step % max(1, cfg.steps // 10) == 0:
-                log(f"step {step}/{cfg.steps}  loss {np.mean(losses[-cfg.log_steps:]):.4f}")
+                bar.set_postfix(loss=f"{np.mean(losses[-cfg.log_steps:]):.4f}",
+                                lr=f"{schedule.get_last_lr()[0]:.2e}", refresh=False)
     seconds = time.perf_counter() - began
 
     after = evaluate(model, data, eval_rows, pooled)
     log(f"after:  held-out image→text top-1 exact {after['top1_exact']:.3f} (chance {after['chance_exact']:.3f}), "
         f"true {after['top1_true']:.3f} (chance {after['chance_true']:.3f}), loss {after['loss']:.3f}")
     _save(model, cfg, out, losses, before, after, seconds, device, len(train_rows), cut)
+    log(f"wrote {out / BACKBONE_WEIGHTS} (load it with training.finetune --backbone-checkpoint {out}), "
+        f"{out / 'pretrain_config.json'} and {out / 'loss.csv'}")
     return PretrainResult(model, losses, before, after, out)
 
 

@@ -7,7 +7,7 @@
 The seed's hypothesis: with the VLM backbone frozen, the backbone features of different instructions are nearly
 identical (cosine similarity > 0.95), so the action head has nothing to condition on. This renders one scene
 (front + wrist camera, at the model's image size), runs ``model.features`` on it with each probe instruction, pools
-the features and writes the pairwise cosine similarities to ``--out``:
+the features and writes the pairwise cosine similarities to ``--out`` (default ``outputs/probe_language/``):
 
 - ``similarity.csv``: pooled over every valid position ([CLS], image tokens, instruction tokens): what the head's
   cross-attention sees as a whole;
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from eval.instructions import SEED_INSTRUCTIONS
 from eval.perturbations import FAMILIES, NEVER_PRESENT, PLACE_TEMPLATE
@@ -76,7 +77,7 @@ PROBE_INSTRUCTIONS = _probe_instructions()
 
 @dataclass(frozen=True)
 class LanguageProbeConfig:
-    out: Path = Path("reports/probe")
+    out: Path = Path("outputs/probe_language")  # git-ignored: reports/ is tracked
     checkpoint: Path | None = None
     preset: str | None = None
     backbone_checkpoint: Path | None = None
@@ -311,16 +312,38 @@ def summary_markdown(cfg: LanguageProbeConfig, source: str, tuning: str, llm_fro
     return "\n".join(lines) + "\n"
 
 
-def run(cfg: LanguageProbeConfig, log=print) -> dict[str, Summary]:
+def run(cfg: LanguageProbeConfig, log=print, progress: bool = True) -> dict[str, Summary]:
     device = resolve_device(cfg.device)
+    log(f"loading the model on {device}")  # before the bar: a bad checkpoint's error comes first on stderr
     model, source = load_model(cfg, device)
     llm_frozen, tuning = backbone_state(model)
-    images = render_scene(cfg.scenario, cfg.seed, model.cfg.cameras, model.cfg.image_size)
-    instructions = PROBE_INSTRUCTIONS
-    keys = [i.key for i in instructions]
-    matrices = similarity_matrices(model, images, [i.text for i in instructions])
-    summaries = {name: summarize(s, name, keys) for name, s in matrices.items()}
+    # Three stages, each a few seconds to a minute on a CPU: the bar names the one running.
+    bar = tqdm(total=3, desc="rendering the scene", unit="stage", disable=not progress, dynamic_ncols=True,
+               bar_format="{desc:<28} {n_fmt}/{total_fmt} stages [{elapsed}]")
+    with bar:
+        images = render_scene(cfg.scenario, cfg.seed, model.cfg.cameras, model.cfg.image_size)
+        instructions = PROBE_INSTRUCTIONS
+        keys = [i.key for i in instructions]
+        bar.update()
+        bar.set_description_str(f"features of {len(instructions)} instructions")
+        matrices = similarity_matrices(model, images, [i.text for i in instructions])
+        summaries = {name: summarize(s, name, keys) for name, s in matrices.items()}
+        bar.update()
+        bar.set_description_str("writing the reports")
+        _write_reports(cfg, source, tuning, llm_frozen, matrices, summaries, instructions, keys)
+        bar.update()
+    main = summaries["all"]
+    out = Path(cfg.out)
+    log(f"mean off-diagonal similarity {main.mean_off_diagonal:.3f} (instruction tokens: "
+        f"{summaries['text'].mean_off_diagonal:.3f}); cheese vs bread {main.cheese_vs_bread:.3f}; hypothesis "
+        f"'> {HYPOTHESIS_THRESHOLD}' {'holds' if main.hypothesis_holds else 'does not hold'}")
+    log(f"wrote {out}/: summary.md, summary.json, similarity.csv, similarity_text.csv, similarity.png")
+    return summaries
 
+
+def _write_reports(cfg: LanguageProbeConfig, source: str, tuning: str, llm_frozen: bool,
+                   matrices: dict[str, np.ndarray], summaries: dict[str, Summary],
+                   instructions: tuple[ProbeInstruction, ...], keys: list[str]) -> None:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_matrix_csv(out / "similarity.csv", matrices["all"], instructions)
@@ -333,12 +356,6 @@ def run(cfg: LanguageProbeConfig, log=print) -> dict[str, Summary]:
         "threshold": HYPOTHESIS_THRESHOLD,
         "summaries": {k: {**s.__dict__, "hypothesis_holds": s.hypothesis_holds} for k, s in summaries.items()},
         "instructions": [i.__dict__ for i in instructions]}, indent=2))
-    main = summaries["all"]
-    log(f"mean off-diagonal similarity {main.mean_off_diagonal:.3f} (instruction tokens: "
-        f"{summaries['text'].mean_off_diagonal:.3f}); cheese vs bread {main.cheese_vs_bread:.3f}; hypothesis "
-        f"'> {HYPOTHESIS_THRESHOLD}' {'holds' if main.hypothesis_holds else 'does not hold'}")
-    log(f"wrote {out}/summary.md, similarity.csv, similarity_text.csv, similarity.png")
-    return summaries
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-checkpoint", type=Path, help="with --preset: pretrained vision tower + projector")
     p.add_argument("--scenario", default="H,H", help="the scene, (cheese, bread) placements, e.g. H,H or P,-")
     p.add_argument("--seed", type=int, default=0, help="layout seed (and the fresh model's init)")
-    p.add_argument("--out", type=Path, default=Path("reports/probe"))
+    p.add_argument("--out", type=Path, default=LanguageProbeConfig.out,
+                   help=f"folder for the reports (default {LanguageProbeConfig.out}, git-ignored)")
     p.add_argument("--device", default="auto")
     return p
 

@@ -2,7 +2,7 @@
 
     python -m training.probe_vram                              # small preset, batch 32, 24 GiB budget
     python -m training.probe_vram --preset tiny --device cpu --steps 1 --batch-size 4
-    python -m training.probe_vram --budget-gb 12 --out reports/vram_12g.md
+    python -m training.probe_vram --budget-gb 12 --out outputs/probe_vram/vram_12g.md
 
 Six settings, each a ``TuneConfig``: the frozen backbone GR00T defaults to, LoRA r16/r32 on the LLM, LoRA r16/r32 on
 the LLM and the vision tower, and full fine-tuning. For each: trainable and total parameters, memory, seconds per
@@ -16,8 +16,8 @@ training step and the latency of one action chunk (batch 1, 4 Euler steps).
   tensors one forward pass saves (fp32 on CPU; bf16 autocast on a GPU keeps roughly half of that).
 
 The recommendation is the setting with the most trainable parameters whose memory fits ``--budget-gb`` (GiB, as GPU
-cards are sold). Writes ``--out`` (markdown) and a .csv and .json beside it. Needs only torch, transformers and peft
-(no simulator, no datasets), so it runs on a bare GPU box.
+cards are sold). Writes ``--out`` (markdown; default ``outputs/probe_vram/vram.md``, git-ignored) and a .csv and
+.json beside it. Needs only torch, transformers and peft (no simulator, no datasets), so it runs on a bare GPU box.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
+from tqdm import tqdm
 
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA
@@ -76,7 +77,7 @@ class ProbeConfig:
     batch_size: int = 32
     steps: int = 10  # timed training steps per setting, after the warm-up ones; 0 skips training (memory estimate only)
     budget_gb: float = 24.0
-    out: Path = Path("reports/vram.md")
+    out: Path = Path("outputs/probe_vram/vram.md")  # git-ignored: reports/ is tracked
     device: str = "auto"
     latency_runs: int = 20
     seed: int = 0
@@ -223,7 +224,7 @@ def _sync(device: torch.device) -> None:
 
 
 def time_training(model: VLA, tune: TuneConfig, batch: dict, steps: int, device: torch.device,
-                  warmup_steps: int = 2) -> float:
+                  warmup_steps: int = 2, on_step: Callable[[int, int], None] = lambda done, total: None) -> float:
     """Mean seconds per optimizer step over ``steps`` steps after the warm-up ones; the loop of training.finetune."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
@@ -238,12 +239,15 @@ def time_training(model: VLA, tune: TuneConfig, batch: dict, steps: int, device:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(warmup_steps):
+    total = warmup_steps + steps
+    for i in range(warmup_steps):
         step()
+        on_step(i + 1, total)
     _sync(device)
     began = time.perf_counter()
-    for _ in range(steps):
+    for i in range(steps):
         step()
+        on_step(warmup_steps + i + 1, total)
     _sync(device)
     return (time.perf_counter() - began) / steps  # the optimizer state goes with this frame
 
@@ -266,8 +270,11 @@ def chunk_latency_ms(model: VLA, cfg: VLAConfig, runs: int, device: torch.device
     return 1000 * statistics.median(times)
 
 
-def probe_one(name: str, tune: TuneConfig, cfg: ProbeConfig, device: torch.device) -> ProbeRow:
+def probe_one(name: str, tune: TuneConfig, cfg: ProbeConfig, device: torch.device,
+              phase: Callable[[str], None] = lambda what: None) -> ProbeRow:
+    """``phase`` hears what runs now (a setting takes a minute or more on a CPU)."""
     model_cfg = cfg.model_config
+    phase("building the model")
     torch.manual_seed(cfg.seed)
     model = VLA(model_cfg, SYNTHETIC_NORM, tune)
     apply_tuning(model, tune)
@@ -276,15 +283,18 @@ def probe_one(name: str, tune: TuneConfig, cfg: ProbeConfig, device: torch.devic
                    device=str(device))
     model.to(device)
     batch = synthetic_batch(model_cfg, cfg.batch_size, device, torch.Generator().manual_seed(cfg.seed))
+    phase("counting activations")
     row.activation_gib = saved_activation_bytes(model, tune, batch) / GIB
     if cfg.steps:
         if device.type == "cuda":
             gc.collect()
             torch.cuda.reset_peak_memory_stats(device)
-        row.seconds_per_step = time_training(model, tune, batch, cfg.steps, device, cfg.warmup_steps)
+        row.seconds_per_step = time_training(model, tune, batch, cfg.steps, device, cfg.warmup_steps,
+                                             on_step=lambda done, total: phase(f"training step {done}/{total}"))
         if device.type == "cuda":
             row.peak_gib = torch.cuda.max_memory_allocated(device) / GIB
     if cfg.latency_runs:
+        phase(f"chunk latency ({cfg.latency_runs} runs)")
         row.latency_ms = chunk_latency_ms(model, model_cfg, cfg.latency_runs, device, cfg.seed, cfg.latency_warmup)
     del model, batch  # free before the next setting, so peaks do not stack up
     gc.collect()
@@ -293,19 +303,27 @@ def probe_one(name: str, tune: TuneConfig, cfg: ProbeConfig, device: torch.devic
     return row
 
 
-def run_probe(cfg: ProbeConfig, log: Callable[[str], None] = print) -> ProbeResult:
+def run_probe(cfg: ProbeConfig, log: Callable[[str], None] = print, progress: bool = True) -> ProbeResult:
     device = resolve_device(cfg.device)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     result = ProbeResult(cfg, str(device), device_name)
-    for name, tune in TUNINGS:
+    # One bar over the settings; its text says what the current one is doing (a CPU takes minutes in all).
+    bar = tqdm(TUNINGS, desc="settings", unit="setting", disable=not progress, dynamic_ncols=True)
+
+    def say(line: str) -> None:
+        with tqdm.external_write_mode():  # a printed line must not run into the bar
+            log(line)
+
+    for name, tune in bar:
         before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-        row = probe_one(name, tune, cfg, device)
+        row = probe_one(name, tune, cfg, device,
+                        phase=lambda what: bar.set_postfix_str(f"{name}: {what}", refresh=True))
         if device.type == "cuda" and torch.cuda.memory_allocated(device) > before + LEAK_TOLERANCE:
             # Anything left over would sit under the next setting's peak and inflate it.
-            log(f"warning: {name} left {(torch.cuda.memory_allocated(device) - before) / GIB:.2f} GiB allocated; "
+            say(f"warning: {name} left {(torch.cuda.memory_allocated(device) - before) / GIB:.2f} GiB allocated; "
                 f"later peaks include it")
         result.rows.append(row)
-        log(f"{name:32s} trainable {row.trainable_params:>11,} / {row.total_params:,}  "
+        say(f"{name:32s} trainable {row.trainable_params:>11,} / {row.total_params:,}  "
             f"{row.memory_source} {row.memory_gib:.2f} GiB"
             + (f"  {row.seconds_per_step:.3f} s/step" if row.seconds_per_step is not None else "")
             + (f"  chunk {row.latency_ms:.1f} ms" if row.latency_ms is not None else ""))
@@ -414,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=10, help="timed training steps per setting (0: estimate only)")
     p.add_argument("--budget-gb", type=float, default=24.0, help="GPU memory to fit in, GiB")
-    p.add_argument("--out", type=Path, default=Path("reports/vram.md"))
+    p.add_argument("--out", type=Path, default=ProbeConfig.out,
+                   help=f"markdown report; the .csv and .json go beside it (default {ProbeConfig.out}, git-ignored)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--latency-runs", type=int, default=20, help="predict_chunk calls to take the median of (0: skip)")
     p.add_argument("--seed", type=int, default=0)
@@ -433,9 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ProbeError, RuntimeConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for path in write_reports(result):
-        print(f"wrote {path}")
+    paths = write_reports(result)
     print(f"recommendation: {result.recommendation.message}")
+    print(f"wrote {', '.join(map(str, paths[:-1]))} and {paths[-1]}")
     return 0
 
 

@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
 from eval.real_arm.safety import HOME_DEG, SafetyConfig
 
 EXIT = {"complete": 0, "quit": 0, "robot_error": 3, "interrupted": 130}
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     sf.add_argument("--rest-step-deg", type=float, default=d.rest_step_deg,
                     help=f"speed of moves to rest, degrees per step (default {d.rest_step_deg})")
     sf.add_argument("--rest-timeout-s", type=float, default=d.rest_timeout_s)
+
+    from eval.run_matrix import add_grid_arguments
+
+    add_grid_arguments(p.add_argument_group("grid (eval/run_matrix.py's flags, the same trials in the same order)"),
+                       simulator=False, out=Path("outputs/real_arm"))  # not the sim grid's reports/matrix
     return p
 
 
@@ -127,18 +133,18 @@ def main(argv: list[str] | None = None, *, input_stream: TextIO | None = None, r
          policies: dict | None = None) -> int:
     """``input_stream``, ``robot`` and ``policies`` let tests script the operator, inject faults and bring their
     own policies (keyed by the names in --policies)."""
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    from eval.run_matrix import parse_args as grid_args
+    from eval.run_matrix import grid_config
 
-    grid = grid_args(rest)  # the sim benchmark's own grid flags, parsed its way
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    grid = grid_config(args, parser.error)  # the sim benchmark's own grid flags, checked its way
     try:
         safety = safety_config(args)
     except ValueError as exc:
         parser.error(str(exc))
     command = " ".join(["python -m eval.real_arm", *(sys.argv[1:] if argv is None else argv)])
     try:
-        with ctrl_c_raises():
+        with ctrl_c_raises(), quiet_libraries():
             return _run(args, grid, safety, command, input_stream, robot, policies)
     except (ValueError, RuntimeError) as exc:  # setup problems: one line, nothing lost
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
@@ -196,8 +202,10 @@ def _run(args, grid, safety: SafetyConfig, command: str, input_stream, robot, po
     keys_file = args.input.open() if args.input is not None else None
     recorder = references = None
     ended = "quit"
+    logs = contextlib.ExitStack()
     try:
         session_file.start()
+        logs.enter_context(library_log(out / LIBRARIES_LOG))  # LeRobot's Python logging: a file, not the console
         store = ResultStore(out / "episodes.csv", resume=True)  # the session file decided about resuming
         units = JointUnits.of(robot)
         safety_filter = SafetyFilter(safety)
@@ -226,12 +234,16 @@ def _run(args, grid, safety: SafetyConfig, command: str, input_stream, robot, po
             recorder.close()
         if owned:
             _disconnect(robot)
+        logs.close()
     rows = sum(1 for _ in store.rows())
     if rows:
         summary = write_report(store.path, out)
         print(markdown_summary(summary))
-    print(f"{ended}: {rows} trials in {store.path}" + ("" if ended == "complete" else
-                                                          "; continue with the same command plus --resume"))
+    print(f"{ended}: {rows} trials" + ("" if ended == "complete" else
+                                       "; continue with the same command plus --resume"))
+    print(f"wrote {store.path}" + (", summary.md and plots" if rows else "")
+          + (", the dataset" if recorder is not None else "") + f" and the session files in {out}/; library "
+          f"messages in {out / LIBRARIES_LOG}")
     return EXIT[ended]
 
 

@@ -362,7 +362,8 @@ def _grab_frame(camera: str) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eval.real_arm.detect", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m eval.real_arm.detect", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # keeps the examples
     sub = parser.add_subparsers(dest="command", required=True)
     cal = sub.add_parser("calibrate", help="click the plate and holder on a front-camera frame")
     src = cal.add_mutually_exclusive_group(required=True)

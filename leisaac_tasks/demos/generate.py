@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from eval import oracle
+from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
 from leisaac_tasks.demos.dataset import CAMERAS, Attempt, DatasetError, DemoWriter, load_dataset, read_journal
 from leisaac_tasks.demos.recipes import Cell, DatasetPlan, RecipeError, RECIPES, get_recipe
 from leisaac_tasks.env import SandwichEnv
@@ -181,6 +182,11 @@ def verify_readback(root: Path) -> int:
 
 def generate(cfg: GenerateConfig, progress: bool = True) -> list[DatasetTally]:
     cfg.validate()  # before anything is created on disk
+    with library_log(cfg.out / LIBRARIES_LOG):  # LeRobot's Python logging: a file, not the console
+        return _generate(cfg, progress)
+
+
+def _generate(cfg: GenerateConfig, progress: bool) -> list[DatasetTally]:
     recipe = get_recipe(cfg.recipe)
     if cfg.vectorized:
         from leisaac_tasks.demos.vector_generate import generate_dataset_vectorized
@@ -232,12 +238,15 @@ def main(argv: list[str] | None = None) -> int:
                          seed=args.seed, resume=args.resume, max_steps=args.max_steps,
                          checkpoint_every=args.checkpoint_every, backend=args.backend, num_envs=args.num_envs)
     try:
-        tallies = generate(cfg, progress=not args.quiet)
+        with quiet_libraries():  # no x264 statistics, "Map:" bars or known deprecation warnings between the bars
+            tallies = generate(cfg, progress=not args.quiet)
     except (RecipeError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\n{'dataset':<22}{'kept':>6}{'attempts':>10}{'rejected':>10}{'frames':>9}")
     for t in tallies:
         print(f"{t.name:<22}{t.kept:>6}{t.attempts:>10}{t.rejection_rate:>10.1%}{t.frames:>9}")
-    print(f"written to {cfg.out}/ (generation.json has the rejected cells)")
+    datasets = ", ".join(f"{cfg.out / t.name}/" for t in tallies)
+    print(f"wrote {datasets} and {cfg.out / 'generation.json'} (the rejected cells); library messages in "
+          f"{cfg.out / LIBRARIES_LOG}")
     return 0

@@ -14,6 +14,7 @@ The core (``analyse``) works on plain ``Record``s; ``load_records`` builds them 
 
     python -m leisaac_tasks.necessity DATASET [DATASET ...] [--out report.md] [--json report.json]
                                       [--fail-if-redundant]
+    python -m leisaac_tasks.necessity datasets/seed/cheese datasets/seed/bread --out report.md
 
 Exit status: 0, or 3 with --fail-if-redundant when the data is language-redundant, or 2 on unusable input.
 """
@@ -28,6 +29,8 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Hashable, Sequence
+
+from tqdm import tqdm
 
 from leisaac_tasks.demos.dataset import JOURNAL, Attempt, DatasetError, check_dataset, read_journal
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
@@ -380,7 +383,7 @@ def _kept_records(root: Path, attempts: list[Attempt]) -> list[Record]:
     return records
 
 
-def load_records(roots: Sequence[Path]) -> tuple[list[Record], list[DatasetSummary]]:
+def load_records(roots: Sequence[Path], progress: bool = False) -> tuple[list[Record], list[DatasetSummary]]:
     """Kept episodes of one or more datasets (a mixture is their union), and what each contributed.
 
     A folder needs the journal ``meta/chefmate_attempts.jsonl``. When it also has ``meta/info.json`` it must be a
@@ -390,7 +393,7 @@ def load_records(roots: Sequence[Path]) -> tuple[list[Record], list[DatasetSumma
     records: list[Record] = []
     summaries: list[DatasetSummary] = []
     seen: set[Path] = set()
-    for root in map(Path, roots):
+    for root in tqdm(list(map(Path, roots)), desc="reading journals", unit="dataset", disable=not progress):
         if not root.is_dir():
             raise DatasetError(f"{root} is not a folder; pass a dataset folder written by "
                                f"`python -m leisaac_tasks.generate`")
@@ -427,8 +430,8 @@ def load_records(roots: Sequence[Path]) -> tuple[list[Record], list[DatasetSumma
     return records, summaries
 
 
-def report_for(roots: Sequence[Path]) -> NecessityReport:
-    records, summaries = load_records(roots)
+def report_for(roots: Sequence[Path], progress: bool = False) -> NecessityReport:
+    records, summaries = load_records(roots, progress)
     return analyse(records, summaries)
 
 
@@ -441,9 +444,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the numbers as JSON here")
     p.add_argument("--fail-if-redundant", action="store_true",
                    help="exit with status 3 when the scene alone determines the instruction (for CI)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is one only on a terminal)")
     a = p.parse_args(argv)
     try:
-        report = report_for(a.datasets)
+        # A bar on a terminal only: reading journals takes a moment, and a bad input's message must come first.
+        report = report_for(a.datasets, progress=not a.quiet and sys.stderr.isatty())
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

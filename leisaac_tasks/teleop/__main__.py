@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from leisaac_tasks.console import quiet_libraries
 from leisaac_tasks.demos.dataset import DatasetError, DemoWriter
 from leisaac_tasks.env import CHEESE_INSTRUCTION
 from leisaac_tasks.scenarios import Scenario
@@ -88,6 +89,11 @@ def make_device(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with quiet_libraries():  # x264 statistics and "Map:" bars would scroll the key help away after each kept demo
+        return _record(args)
+
+
+def _record(args: argparse.Namespace) -> int:
     try:
         validate(args)
         from leisaac_tasks.env import SandwichEnv
@@ -105,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                                        max_steps=args.max_steps, fps=args.fps, show=not args.no_view)
                 print(__doc__.split("\n\n", 2)[2].strip())
                 result = TeleopSession(env, make_device(args), writer, config).run()
-                print(f"{len(result.kept)} kept, {len(result.attempts) - len(result.kept)} discarded this run; "
-                      f"{already + len(result.kept)} demos in {args.out}")
+                total = already + len(result.kept)
+                print(f"{len(result.kept)} kept, {len(result.attempts) - len(result.kept)} discarded this run")
+                print(f"wrote {args.out} ({total} demos)" if total else "nothing kept, so no dataset was written")
         finally:
             env.close()
     except (TeleopError, DatasetError) as exc:
