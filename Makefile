@@ -1,6 +1,11 @@
 # Two entry points for a fresh machine: `make matrix` (the benchmark) and `make test`. Both build .venv first,
 # from the pinned lockfile, only when it is missing or older than the lockfile.
-PYTHON ?= python3.11
+PYTHON ?= python3.12
+# Where python3.12 comes from pyenv (as on these machines), its shim needs the version named.
+PYENV_312 := $(shell pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -n 1)
+ifneq ($(PYENV_312),)
+export PYENV_VERSION ?= $(PYENV_312)
+endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -10,11 +15,13 @@ export MUJOCO_GL ?= egl
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(STAMP): requirements.lock pyproject.toml plugins/lerobot_env_chefmate/pyproject.toml
+	@# A venv from another Python (the project was on 3.11 before) is rebuilt, not patched.
+	$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null || \
+	    (rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
 	$(PY) -m pip install -q --upgrade "pip==26.3"
 	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . -e plugins/lerobot_env_chefmate
 	touch $(STAMP)
 
 matrix: $(STAMP)
@@ -27,4 +34,4 @@ bench: $(STAMP)
 	$(PY) eval/bench.py $(ARGS)
 
 lock: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable | sed '1i # Exact versions for Python 3.11 / x86_64, from `pip freeze` of a working install. Regenerate with `make lock`.' > requirements.lock
+	$(PY) -m pip freeze --exclude-editable | sed '1i # Exact versions for Python 3.12 / x86_64, from `pip freeze` of a working install. Regenerate with `make lock`.' > requirements.lock

@@ -9,20 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from eval.run_matrix import MatrixConfig, run  # noqa: E402
-from leisaac_tasks.demos.generate import GenerateConfig, generate  # noqa: E402
-from leisaac_tasks.env import SandwichEnv  # noqa: E402
-from leisaac_tasks.scenarios import SEED_SCENARIOS  # noqa: E402
+from eval.run_matrix import MatrixConfig, run
+from leisaac_tasks.demos.generate import GenerateConfig, generate
+from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.scenarios import SEED_SCENARIOS
 
 
 def env_steps_per_second(cameras: tuple[str, ...], image_size: int, steps: int) -> float:

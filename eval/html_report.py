@@ -24,16 +24,13 @@ from typing import Any
 
 import pandas as pd
 
-if __package__ in (None, ""):  # run as a script from a clone: make the repo importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eval.clips import REPLAY_FIELDS, Clip, ClipConfig, PolicyClips, record_clips, sample_rows  # noqa: E402
-from eval.metrics import ERROR_BEHAVIOURS, METRICS, MIN_SEEDS_FOR_CI, summarize  # noqa: E402
-from eval.plots import plot_metric_bars, plot_outcome_heatmap  # noqa: E402
-from eval.provenance import REPO_ROOT, environment, read_manifest  # noqa: E402
-from eval.report import file_stem, load_episodes, metric_text  # noqa: E402
-from eval.results import COLUMNS  # noqa: E402
-from eval.run_matrix import MatrixConfig  # noqa: E402
+from eval.clips import REPLAY_FIELDS, Clip, ClipConfig, PolicyClips, record_clips, sample_rows
+from eval.metrics import ERROR_BEHAVIOURS, METRICS, MIN_SEEDS_FOR_CI, summarize
+from eval.plots import plot_metric_bars, plot_outcome_heatmap
+from eval.provenance import REPO_ROOT, environment, read_manifest
+from eval.report import file_stem, load_episodes, metric_text
+from eval.results import COLUMNS
+from eval.run_matrix import MatrixConfig
 
 EPISODES_CSV = "episodes.csv"
 

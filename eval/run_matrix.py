@@ -20,23 +20,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script from a clone: make the repo importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from eval.instructions import SEED_INSTRUCTIONS, Instruction  # noqa: E402
-from eval.perturbations import build_instructions, family_names, load_instruction_file  # noqa: E402
-from eval.parallel import WorkerCrash, run_parallel  # noqa: E402
-from eval.provenance import write_manifest  # noqa: E402
-from eval.report import markdown_summary, write_report  # noqa: E402
-from eval.results import ResultStore  # noqa: E402
-from eval.runner import Episode, policy_cameras, run_episode  # noqa: E402
-from eval.vector_runner import run_vectorized  # noqa: E402
-from leisaac_tasks import MAX_EPISODE_STEPS  # noqa: E402
-from leisaac_tasks.env import SandwichEnv  # noqa: E402
-from leisaac_tasks.scenarios import Scenario, scenario_set  # noqa: E402
-from policies.registry import make_policy  # noqa: E402
+from eval.breaker import DEFAULT_LIMIT, CircuitBreaker
+from eval.instructions import SEED_INSTRUCTIONS, Instruction
+from eval.perturbations import build_instructions, family_names, load_instruction_file
+from eval.parallel import WorkerCrash, run_parallel
+from eval.provenance import write_manifest
+from eval.report import markdown_summary, write_report
+from eval.results import ResultStore
+from eval.runner import Episode, policy_cameras, run_episode
+from eval.vector_runner import run_vectorized
+from leisaac_tasks import MAX_EPISODE_STEPS
+from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.scenarios import Scenario, scenario_set
+from policies.registry import make_policy
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,7 @@ class MatrixConfig:
     resume: bool = False
     workers: int = 1
     num_envs: int = 0  # > 0: a vectorized backend steps this many envs at once (required for isaaclab)
+    breaker: int = DEFAULT_LIMIT  # consecutive policy errors that stop contacting a policy (0: never)
 
     def episodes(self) -> list[Episode]:
         """Deterministic order; each cell's seed is the seed index itself, so a cell replays from its row."""
@@ -63,7 +62,8 @@ class MatrixConfig:
                 for seed in self.seeds]
 
 
-def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None) -> Path:
+def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None,
+        breaker: CircuitBreaker | None = None) -> Path:
     # Everything that can reject the config runs before the results file is touched.
     episodes = cfg.episodes()
     policies = {name: make_policy(name) for name in cfg.policies}
@@ -85,13 +85,21 @@ def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None)
             env.close()  # each worker builds its own
             run_parallel(cfg, todo, store.append, cfg.workers, on_row=bar.update)
         else:
+            breaker = breaker if breaker is not None else CircuitBreaker(cfg.breaker)
             for episode in todo:
-                store.append(run_episode(env, policies[episode.policy], episode, cfg.max_steps))
+                row = breaker.skipped_row(episode, env.sim.name) or run_episode(env, policies[episode.policy], episode,
+                                                                                 cfg.max_steps)
+                breaker.record(row)
+                store.append(row)
                 bar.update()
         bar.close()
     finally:
         if env is not None:
             env.close()
+        for policy in policies.values():  # a remote client holds a ZMQ socket; left open it can hang the exit
+            close = getattr(policy, "close", None)
+            if callable(close):
+                close()
     summary = write_report(store.path, cfg.out)
     print(markdown_summary(summary))
     print(f"\nwrote {store.path} and plots in {cfg.out}/")
@@ -102,8 +110,9 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def parse_args(argv: list[str] | None = None) -> MatrixConfig:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_grid_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, simulator: bool = True,
+                       out: Path = MatrixConfig.out) -> None:
+    """The grid's flags. eval.real_arm takes them too; ``simulator=False`` leaves out the simulator-only ones."""
     p.add_argument("--policies", default=",".join(MatrixConfig.policies),
                    help="comma-separated policy specs (idle = the do-nothing floor)")
     p.add_argument("--scenarios", default="seed",
@@ -113,16 +122,27 @@ def parse_args(argv: list[str] | None = None) -> MatrixConfig:
                    help=f"perturbation families: 'all', 'none' or a comma list of {', '.join(family_names())}")
     p.add_argument("--instructions-file", type=Path, help="YAML with extra instructions (eval/instructions.example.yaml)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per cell")
-    p.add_argument("--backend", default="mujoco", help="mujoco (embedded, CPU) or isaaclab (NVIDIA GPU, needs --num-envs)")
-    p.add_argument("--num-envs", type=int, default=0,
-                   help="step N envs at once on a vectorized backend, each refilled with the next cell as it ends")
+    if simulator:
+        p.add_argument("--backend", default="mujoco",
+                       help="mujoco (embedded, CPU) or isaaclab (NVIDIA GPU, needs --num-envs)")
+        p.add_argument("--num-envs", type=int, default=0,
+                       help="step N envs at once on a vectorized backend, each refilled with the next cell as it ends")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
-    p.add_argument("--out", type=Path, default=Path("reports/matrix"))
+    p.add_argument("--out", type=Path, default=out, help=f"output folder (default {out}, git-ignored)")
     p.add_argument("--resume", action="store_true", help="skip episodes already in OUT/episodes.csv")
-    p.add_argument("--workers", type=int, default=1,
-                   help="episodes run in N parallel processes (each renders and simulates on its own core)")
-    a = p.parse_args(argv)
+    if simulator:
+        p.add_argument("--workers", type=int, default=1,
+                       help="episodes run in N parallel processes (each renders and simulates on its own core)")
+        p.add_argument("--breaker", type=int, default=MatrixConfig.breaker,
+                       help="after N consecutive policy errors of one remote policy, record its remaining episodes "
+                            "as policy_error without contacting it, and exit 3 (0: never)")
+
+
+def grid_config(a: argparse.Namespace, error) -> MatrixConfig:
+    """The MatrixConfig of parsed grid flags; ``error`` (a parser's) reports a bad value and exits."""
+    backend, num_envs, workers = (getattr(a, "backend", "mujoco"), getattr(a, "num_envs", 0),
+                                  getattr(a, "workers", 1))
     try:
         scenarios = (scenario_set(a.include_ninth) if a.scenarios == "seed"
                      else tuple(Scenario.parse(s) for s in a.scenarios.split(";")))
@@ -130,19 +150,39 @@ def parse_args(argv: list[str] | None = None) -> MatrixConfig:
         extra = tuple(load_instruction_file(a.instructions_file)) if a.instructions_file else ()
         if a.seeds < 1:
             raise ValueError("--seeds must be at least 1")
-        if a.workers < 1:
+        if workers < 1:
             raise ValueError("--workers must be at least 1")
-        if a.num_envs < 0 or (a.backend == "isaaclab" and a.num_envs == 0):
+        if num_envs < 0 or (backend == "isaaclab" and num_envs == 0):
             raise ValueError("the isaaclab backend steps many envs at once: pass --num-envs N (e.g. 480)")
-        if a.num_envs and a.workers > 1:
+        if num_envs and workers > 1:
             raise ValueError("--num-envs and --workers are alternatives: one vectorized process, or several "
                              "single-env processes; pass one of them")
     except ValueError as exc:
-        p.error(str(exc))
+        error(str(exc))
     return MatrixConfig(policies=_csv(a.policies), scenarios=scenarios, families=tuple(families),
-                        extra_instructions=extra, seeds=tuple(range(a.seeds)), backend=a.backend,
+                        extra_instructions=extra, seeds=tuple(range(a.seeds)), backend=backend,
                         image_size=a.image_size, max_steps=a.max_steps, out=a.out, resume=a.resume,
-                        workers=a.workers, num_envs=a.num_envs)
+                        workers=workers, num_envs=num_envs, breaker=getattr(a, "breaker", MatrixConfig.breaker))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_grid_arguments(p)
+    # main() hands a command with --robot to eval.real_arm before this parser sees it; listed here so --help says so.
+    arm = p.add_argument_group("on an SO-101 arm")
+    arm.add_argument("--robot", choices=("so101", "sim_so101"),
+                     help="run this grid on the arm (so101) or its simulated twin (sim_so101), one operator-guided "
+                          "trial at a time: the command goes to `python -m eval.real_arm`, whose --help lists the "
+                          "arm, camera, operator and safety flags (--robot-port, --front-cam, --auto-accept, ...)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> MatrixConfig:
+    p = build_parser()
+    a = p.parse_args(argv)
+    if a.robot:
+        p.error("--robot runs on an arm: call main() or `python -m eval.real_arm`, not parse_args")
+    return grid_config(a, p.error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,11 +192,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return real_arm_main(argv)
     cfg = parse_args(argv)
+    breaker = CircuitBreaker(cfg.breaker)
     try:
-        run(cfg)
+        run(cfg, breaker=breaker)
     except (ValueError, WorkerCrash) as exc:  # bad policy/backend name, foreign results file: one line, nothing lost
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if breaker.tripped:
+        print(f"error: {', '.join(breaker.tripped)} stopped answering; their remaining episodes are policy_error "
+              f"rows (see above)", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -33,7 +33,7 @@ from policies.lerobot_policy import (ACTION_KEY, IMAGE_PREFIX, STATE_KEY, HubNee
                                      config_hub_needs, localise)
 
 INIT_TYPES: tuple[str, ...] = ("act", "diffusion", "smolvla", "pi0", "groot")
-# pi0's processor factory loads this tokenizer by Hub id (LeRobot 0.4.4 hard-codes it), so only the HF cache serves it.
+# pi0's processor factory loads this tokenizer by Hub id (LeRobot hard-codes it), so only the HF cache serves it.
 PI0_TOKENIZER = "google/paligemma-3b-pt-224"
 RANDOM_BACKBONE = {"act": {"pretrained_backbone_weights": None}, "diffusion": {"pretrained_backbone_weights": None}}
 INIT_RECORD = "chefmate_init.json"

@@ -1,6 +1,6 @@
 """LeRobot policies (ACT, Diffusion, SmolVLA, pi0, GR00T, ...) behind the benchmark's Policy protocol.
 
-``--policies lerobot:PATH`` loads a pretrained-policy folder as LeRobot 0.4.4 saves it (config.json,
+``--policies lerobot:PATH`` loads a pretrained-policy folder as LeRobot 0.6 saves it (config.json,
 model.safetensors, policy_preprocessor.json, policy_postprocessor.json and their state files) through LeRobot's own
 factory, with its pre- and post-processors. Each step builds LeRobot's observation (``observation.images.<camera>``,
 ``observation.state`` in LeRobot units, ``task`` = the instruction), runs ``select_action`` (the policy's own action
@@ -16,6 +16,7 @@ names it and the fix, before anything heavy is built.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ ROBOT_TYPE = "so101_follower"
 LANGUAGE_BLIND_TYPES = frozenset({"act", "diffusion", "vqbet", "tdmpc"})
 # Config fields that LeRobot passes to ``from_pretrained`` as a Hub repo id (or a local folder).
 HUB_CONFIG_FIELDS: dict[str, str] = {"vlm_model_name": "VLM backbone and processor",
-                                     "base_model_path": "GR00T N1.5 base model"}
+                                     "base_model_path": "GR00T base model"}
 # GR00T's Eagle tokenizer assets: LeRobot's processor reads them from HF_LEROBOT_HOME/<repo> (never a custom path);
 # these are the files lerobot.policies.groot.utils.ensure_eagle_cache_ready would fetch.
 EAGLE_ASSETS = ("vocab.json", "merges.txt", "added_tokens.json", "chat_template.json", "special_tokens_map.json",
@@ -163,7 +164,7 @@ def check_checkpoint_dir(path: Path) -> None:
                                f"policies.lerobot_policy init act DIR`)")
     missing = [f for f in CHECKPOINT_FILES if not (path / f).exists()]
     if missing:
-        raise LeRobotLoadError(f"lerobot:{path} is not a LeRobot 0.4 pretrained policy: {', '.join(missing)} "
+        raise LeRobotLoadError(f"lerobot:{path} is not a LeRobot pretrained policy: {', '.join(missing)} "
                                f"missing. Point at the folder holding {', '.join(CHECKPOINT_FILES)} (a "
                                f"lerobot-train checkpoint's pretrained_model/; older checkpoints need LeRobot's "
                                f"processor migration script)")
@@ -228,8 +229,8 @@ class LeRobotPolicy:
             cfg = PreTrainedConfig.from_pretrained(str(self.checkpoint))
         except Exception as exc:  # draccus: unknown type, bad field
             raise LeRobotLoadError(f"{spec}/config.json can't be read by LeRobot "
-                                   f"{_lerobot_version()} ({type(exc).__name__}: {exc}); was it saved by LeRobot "
-                                   f"0.4?") from exc
+                                   f"{_lerobot_version()} ({type(exc).__name__}: {exc}); was it saved by another LeRobot "
+                                   f"version? Re-save it with this one") from exc
         self.type = cfg.type
         for feature, shape in ((STATE_KEY, (6,)), (ACTION_KEY, (6,))):
             found = (cfg.input_features if feature == STATE_KEY else cfg.output_features).get(feature)
@@ -251,7 +252,7 @@ class LeRobotPolicy:
         overrides["device_processor"] = {"device": str(self.device)}
         self.model = get_policy_class(cfg.type).from_pretrained(str(self.checkpoint), config=cfg)
         self.model.eval()
-        # GR00T's factory branch replaces these overrides with its own (LeRobot 0.4.4), so GR00T keeps its saved device.
+        # GR00T's factory branch replaces these overrides with its own (LeRobot 0.6), so GR00T keeps its saved device.
         self.preprocessor, self.postprocessor = make_pre_post_processors(
             cfg, pretrained_path=str(self.checkpoint), preprocessor_overrides=overrides)
         self.name = f"lerobot:{self.checkpoint.name}"
@@ -302,15 +303,29 @@ def _lerobot_version() -> str:
     return version("lerobot")
 
 
+HELP_EXAMPLES = """commands:
+  init TYPE OUT_DIR [--image-size N] [--dataset DIR] [--set FIELD=VALUE ...] [--models DIR]
+          build a LeRobot policy with random weights, shaped for this benchmark; `init --help` explains each option.
+          Evaluate it with `python eval/run_matrix.py --policies lerobot:OUT_DIR`.
+
+examples:
+  python -m policies.lerobot_policy init act runs/act_random --image-size 96
+  python -m policies.lerobot_policy init diffusion runs/dp --dataset datasets/seed/cheese --set n_action_steps=8
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "init":
-        print("usage: python -m policies.lerobot_policy init {act,diffusion,smolvla,pi0,groot} OUT_DIR [options]; "
-              "see --help after init", file=sys.stderr)
-        return 2
-    from policies.lerobot_init import main as init_main
+    if argv and argv[0] == "init":
+        from policies.lerobot_init import main as init_main
 
-    return init_main(argv[1:])
+        return init_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m policies.lerobot_policy", description=__doc__,
+                                     epilog=HELP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     usage="%(prog)s init {act,diffusion,smolvla,pi0,groot} OUT_DIR [options]")
+    parser.add_argument("command", choices=["init"], help="what to do (see below)")
+    parser.parse_args(argv[:1])  # --help prints the commands and examples; no or another command is an error
+    return 2
 
 
 if __name__ == "__main__":

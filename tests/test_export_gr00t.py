@@ -50,7 +50,7 @@ from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, MOTOR_KEYS, sim_to_lerobo
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
 FPS = 30
-LENGTHS = (12, 17, 9)
+LENGTHS = (12, 40, 9)  # episode 1 reaches frames whose float32 time i/30 falls below i/30 (17, 19, ...)
 INSTRUCTIONS = ("pick up the yellow cheese and put it into the white plate",
                 "pick up the bread and put it into the white plate",
                 "pick up the yellow cheese and put it into the white plate")
@@ -296,3 +296,64 @@ def test_failure_midway_leaves_no_export(source, tmp_path):
     with pytest.raises(DatasetError, match=victim.name):
         export_gr00t(src, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_stats_survive_n15s_per_modality_slicing(export):
+    """gr00t/data/dataset.py _get_metadata: for every stat name of a state/action column, np.array(stat)[start:end]
+    per modality key. A length-1 ``count`` there raised IndexError in the real loader."""
+    view = Gr00tView(export)
+    for modality, column in (("state", "observation.state"), ("action", "action")):
+        for sub, meta in view.modality[modality].items():
+            indices = np.arange(meta["start"], meta["end"])
+            for stat_name, stat in view.stats[column].items():
+                sliced = np.array(stat)[indices]  # raises IndexError on a too-short entry, as upstream does
+                assert sliced.shape == (len(indices),), (column, sub, stat_name)
+
+
+def _played_at(times: np.ndarray, t: float) -> int:
+    """torchcodec get_frames_played_at / torchvision_av: the last frame whose start time is <= t."""
+    return int(np.flatnonzero(times <= t)[-1])
+
+
+def test_every_timestamp_selects_its_own_frame_under_each_loader_rule(export):
+    """Isaac-GR00T N1.5 reads ``timestamp`` from the parquet (float32) and asks each decoder for the frame played
+    at that time. Every row must get its own frame under exact arithmetic, PyAV's float times, torchcodec and
+    decord's nearest-frame rule."""
+    from fractions import Fraction
+
+    import av
+    from torchcodec.decoders import VideoDecoder  # needs Debian's ffmpeg libraries (.ci/run installs them)
+
+    view = Gr00tView(export)
+    for e, length in enumerate(LENGTHS):
+        stamps = view.parquet(e)["timestamp"].to_numpy()
+        assert stamps.dtype == np.float32
+        for cam in ("front", "wrist"):
+            path = view.video_path(e, f"video.{cam}")
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                pts = [frame.pts for frame in container.decode(stream)]
+                base = stream.time_base
+            starts_exact = [Fraction(p) * base for p in pts]
+            starts = np.array([float(s) for s in starts_exact])
+            for i, t in enumerate(stamps):
+                assert max(k for k, s in enumerate(starts_exact) if s <= Fraction(float(t))) == i, (e, cam, i)
+                assert _played_at(starts, float(t)) == i
+                assert int(np.abs(starts - float(t)).argmin()) == i  # decord
+            decoded = VideoDecoder(str(path)).get_frames_played_at(seconds=[float(t) for t in stamps])
+            np.testing.assert_array_equal(np.asarray(decoded.pts_seconds), starts)
+            levels = decoded.data.float().mean(dim=(1, 2, 3)).numpy()
+            np.testing.assert_allclose(levels, [frame_level(e, i, cam) for i in range(length)], atol=LEVEL_TOLERANCE)
+
+
+def test_float32_frame_times_are_a_hair_early_without_the_fix():
+    """Why the export writes its own stamps: float32(i/30) falls below i/30 for a large share of rows."""
+    from fractions import Fraction
+
+    from leisaac_tasks.demos.export_gr00t import played_at_timestamps
+
+    naive = (np.arange(600) / 30).astype(np.float32)
+    early = sum(Fraction(float(t)) < Fraction(i, 30) for i, t in enumerate(naive))
+    assert 0.3 < early / 600 < 0.6
+    fixed = played_at_timestamps(600, 30)
+    assert all(Fraction(i, 30) < Fraction(float(t)) < Fraction(i, 30) + Fraction(1, 10**5) for i, t in enumerate(fixed))

@@ -332,9 +332,9 @@ def diagnose(cfg: DiagnoseConfig, log=print) -> dict[str, Any]:
         data["config"] = config_audit(model)
     report["data"] = data or None
     size = model.cfg.image_size if white_box else cfg.image_size
-    if datasets and not getattr(policy, "privileged", False):
-        frames = dataset_frames(datasets, size, cfg.max_dataset_frames)
-    else:
+    frames = dataset_frames(datasets, size, cfg.max_dataset_frames) if datasets and not getattr(
+        policy, "privileged", False) else []
+    if len(frames) < 2:  # a scripted policy needs the simulator's poses; one dataset frame is no probe set
         frames = rendered_frames(tuple(policy.cameras), size, cfg.seeds)
     log(f"behaviour: counterfactual chunks on {len(frames)} frames")
     beh = behaviour_section(policy, frames, cfg.chunk_steps)

@@ -6,7 +6,9 @@ dataset keeps a journal, ``meta/chefmate_attempts.jsonl``: one line per attempte
 scenario, instruction, intent and seeds, so runs resume exactly and the necessity report knows each scene.
 
 LeRobot only writes parquet footers when a dataset is finalized, so the writer finalizes at every checkpoint and
-on any exit, and appends the journal only after a checkpoint is safely on disk.
+on any exit, and appends the journal only after a checkpoint is safely on disk. Frames stream straight into
+LeRobot's video encoder (``streaming_encoding``): no PNG is staged on disk, and a discarded attempt's encoder is
+cancelled.
 """
 
 from __future__ import annotations
@@ -25,8 +27,14 @@ JOURNAL = Path("meta") / "chefmate_attempts.jsonl"
 CAMERAS: tuple[str, ...] = ("front", "wrist")
 ROBOT_TYPE = "so101_follower"
 DEFAULT_FPS = 30
-IMAGE_WRITER_THREADS = 1  # PNG compression runs beside the simulation instead of inside each step
 VCODEC = "h264"  # decodes everywhere (PyAV, torchcodec, decord); LeRobot's AV1 default needs a newer FFmpeg
+
+
+def _writer_options() -> dict[str, Any]:
+    """How LeRobot encodes our videos: H.264, fed frame by frame as they are recorded."""
+    from lerobot.configs.video import RGBEncoderConfig
+
+    return {"rgb_encoder": RGBEncoderConfig(vcodec=VCODEC), "streaming_encoding": True}
 
 
 class DatasetError(RuntimeError):
@@ -114,7 +122,7 @@ def check_dataset(root: Path) -> dict[str, Any]:
 
 
 def load_dataset(root: Path, **kwargs: Any):
-    """Read a dataset back with LeRobot (PyAV decoding, so no system FFmpeg is needed)."""
+    """Read a dataset back with LeRobot (PyAV decoding, so no system FFmpeg is needed for it)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     check_dataset(root)
@@ -155,12 +163,12 @@ class DemoWriter:
             if kept != info["total_episodes"]:
                 raise DatasetError(f"{self.root} holds {info['total_episodes']} episodes but its journal lists "
                                    f"{kept}; it was changed outside this tool. Start a new dataset")
-            self.ds = LeRobotDataset(repo_id=repo_id, root=self.root, video_backend="pyav", vcodec=VCODEC)
-            self.ds.start_image_writer(num_threads=IMAGE_WRITER_THREADS)
+            self.ds = LeRobotDataset.resume(repo_id=repo_id, root=self.root, video_backend="pyav",
+                                            **_writer_options())
         else:
             self.ds = LeRobotDataset.create(repo_id=repo_id, fps=fps, features=features(image_size, cameras),
                                             root=self.root, robot_type=ROBOT_TYPE, use_videos=True,
-                                            vcodec=VCODEC, image_writer_threads=IMAGE_WRITER_THREADS)
+                                            **_writer_options())
             self.journal = []
             self.created = True
         self._pending: list[Attempt] = []
@@ -201,18 +209,12 @@ class DemoWriter:
         self._log(attempt)
 
     def _drop_buffer(self) -> None:
-        """Forget the episode being recorded, staged frames included.
-
-        LeRobot 0.4.4's ``clear_episode_buffer`` deletes staged PNGs of image features only; those of video
-        features stay on disk under the same episode index, and a shorter next episode would then be encoded
-        with the discarded one's trailing frames. So they are removed here as well.
-        """
+        """Forget the episode being recorded: LeRobot cancels its streaming encoder, so none of its frames can
+        leak into the next episode's video (tests/test_demos.py keeps the regression test from 0.4.4, whose
+        staged PNGs of video features survived ``clear_episode_buffer``)."""
         if not self._frames:
             return
-        index = int(np.asarray(self.ds.episode_buffer["episode_index"]).reshape(-1)[0])
-        self.ds.clear_episode_buffer()  # waits for the image writer first
-        for key in self.ds.meta.video_keys:
-            shutil.rmtree(self.ds._get_image_file_dir(index, key), ignore_errors=True)
+        self.ds.clear_episode_buffer()
         self._frames = 0
 
     def _log(self, attempt: Attempt) -> None:
@@ -227,9 +229,8 @@ class DemoWriter:
         self._flush_journal()
         self._since_checkpoint = 0
         if self.ds.meta.total_episodes:  # reopen so the next episode goes to fresh files (LeRobot's resume path)
-            self.ds.stop_image_writer()
-            self.ds = LeRobotDataset(repo_id=self.ds.repo_id, root=self.root, video_backend="pyav", vcodec=VCODEC)
-            self.ds.start_image_writer(num_threads=IMAGE_WRITER_THREADS)
+            self.ds = LeRobotDataset.resume(repo_id=self.ds.repo_id, root=self.root, video_backend="pyav",
+                                            **_writer_options())
 
     # --- lifetime ------------------------------------------------------------------------------------
     def __enter__(self) -> "DemoWriter":
@@ -239,8 +240,7 @@ class DemoWriter:
         self.close()
 
     def close(self) -> None:
-        self.ds.stop_image_writer()
-        if self.ds.episode_buffer is not None:
+        if self.ds.has_pending_frames():
             self._drop_buffer()  # an unfinished episode is dropped, never half-saved
         if self.created and self.ds.meta.total_episodes == 0:
             self.ds.finalize()

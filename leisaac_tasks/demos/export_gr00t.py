@@ -17,6 +17,9 @@ module splits them back out::
 
 The export is built in a hidden folder next to the output and renamed into place at the end, so an interrupted or
 failed export never leaves a half-written dataset at the output path.
+
+    python -m leisaac_tasks.export_gr00t datasets/dis/disambiguating exports/dis_gr00t
+    python -m leisaac_tasks.export_gr00t datasets/seed/cheese exports/cheese_gr00t --overwrite   # redo an export
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from leisaac_tasks.console import quiet_libraries
 from leisaac_tasks.demos.dataset import CAMERAS, JOURNAL, DatasetError, check_dataset  # CAMERAS = so100_dualcam's
 from leisaac_tasks.demos.v3_files import (check_demo_features, episode_frames, read_parquet, source_episodes,
                                           source_tasks, width_height)
@@ -109,19 +113,37 @@ def _encode(frames: Iterator[np.ndarray], path: Path, width: int, height: int, f
 
 # --- stats -------------------------------------------------------------------------------------------------------
 def _stats(values: np.ndarray) -> dict[str, list[float]]:
-    """The six statistics GR00T's DatasetStatisticalValues requires (plus LeRobot's count), per dimension."""
+    """The six statistics GR00T's DatasetStatisticalValues requires, per dimension, and nothing else: N1.5's
+    loader slices *every* entry of a state/action column by each modality's start:end, so LeRobot's length-1
+    ``count`` raised ``IndexError: index 1 is out of bounds for axis 0 with size 1``."""
     v = values.astype(np.float64).reshape(len(values), -1)
     return {"mean": v.mean(0).tolist(), "std": v.std(0).tolist(), "min": v.min(0).tolist(),
             "max": v.max(0).tolist(), "q01": np.quantile(v, 0.01, axis=0).tolist(),
-            "q99": np.quantile(v, 0.99, axis=0).tolist(), "count": [len(v)]}
+            "q99": np.quantile(v, 0.99, axis=0).tolist()}
+
+
+def played_at_timestamps(length: int, fps: int) -> np.ndarray:
+    """float32 timestamps whose frame is i under every rule GR00T's decoders use.
+
+    torchcodec's ``get_frames_played_at`` and the torchvision_av path return the last frame whose start
+    ``pts * time_base`` is <= t. Frame i starts exactly at i/fps, but float32(i/fps) is often a hair *below* it
+    (about 44% of rows), which picks frame i-1. So each stamp is the float32 just above i/fps: at most two float32
+    steps late (< 2 µs in a 20 s episode), far inside LeRobot's 1e-4 s tolerance and decord's nearest-frame rule.
+    """
+    exact = np.arange(length, dtype=np.float64) / fps
+    t = exact.astype(np.float32)
+    t = np.where(t.astype(np.float64) <= exact, np.nextafter(t, np.float32(np.inf)), t)
+    return t.astype(np.float32)
 
 
 # --- the export --------------------------------------------------------------------------------------------------
-def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig) -> tuple[int, int]:
+def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig,
+                  progress: bool = False) -> tuple[int, int]:
     """Write the whole v2.1 dataset into ``dst``; return (episodes, frames)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+    from tqdm import tqdm
 
     fps = int(info["fps"])
     chunks_size = int(info.get("chunks_size", 1000))
@@ -134,7 +156,7 @@ def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig)
     file_key, file_table = None, None
     collected: dict[str, list[np.ndarray]] = {}
     total = 0
-    for ep in episodes:
+    for ep in tqdm(episodes, desc="export", unit="episode", disable=not progress):  # re-encoding is the slow part
         e, length = int(ep["episode_index"]), int(ep["length"])
         key = (int(ep["data/chunk_index"]), int(ep["data/file_index"]))
         if key != file_key:  # episodes come in file order and share v3 files: read each file once
@@ -149,6 +171,8 @@ def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig)
         if np.abs(table["timestamp"].to_numpy() - frame_index / fps).max() > 0.5 / fps:
             raise DatasetError(f"{src}: episode {e} timestamps are not frame_index/{fps}; can't align its videos")
 
+        stamps = pa.array(played_at_timestamps(length, fps), type=table.schema.field("timestamp").type)
+        table = table.set_column(table.schema.get_field_index("timestamp"), "timestamp", stamps)
         table = table.append_column(ANNOTATION_KEY, table["task_index"]).replace_schema_metadata(None)
         chunk = e // chunks_size
         out_parquet = dst / V21_DATA_PATH.format(episode_chunk=chunk, episode_index=e)
@@ -231,7 +255,8 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
             raise DatasetError(f"{out} is not a GR00T export (no meta/modality.json); refusing to replace it")
 
 
-def export_gr00t(src: Path, out: Path, overwrite: bool = False, cfg: EncodeConfig = EncodeConfig()) -> ExportResult:
+def export_gr00t(src: Path, out: Path, overwrite: bool = False, cfg: EncodeConfig = EncodeConfig(),
+                 progress: bool = False) -> ExportResult:
     """Export the v3 dataset at ``src`` to a GR00T-readable v2.1 dataset at ``out``; all or nothing."""
     src, out = Path(src), Path(out)
     info = check_dataset(src)  # one clear DatasetError for a missing or torn dataset, before any output exists
@@ -240,7 +265,7 @@ def export_gr00t(src: Path, out: Path, overwrite: bool = False, cfg: EncodeConfi
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        episodes, frames = _write_export(src, tmp, info, cfg)
+        episodes, frames = _write_export(src, tmp, info, cfg, progress)
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export should get the usual permissions
@@ -267,12 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("src", type=Path, help="a LeRobot v3.0 demo dataset folder")
     parser.add_argument("out", type=Path, help="the folder to create (GR00T LeRobot v2.1)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export at OUT")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        result = export_gr00t(args.src, args.out, overwrite=args.overwrite)
+        with quiet_libraries():
+            result = export_gr00t(args.src, args.out, overwrite=args.overwrite, progress=not args.quiet)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"exported {result.episodes} episodes, {result.frames} frames to {result.out} "
+    print(f"wrote {result.out}/: {result.episodes} episodes, {result.frames} frames "
           f"(Isaac-GR00T: --dataset-path {result.out} --data-config so100_dualcam)")
     return 0

@@ -62,8 +62,11 @@ class InferenceServer:
     def run(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
+        local = self.address.startswith(("tcp://127.", "tcp://localhost", "tcp://[::1]"))
         print(f"Server is ready and listening on {self.address} (GR00T {self.protocol.name} protocol"
-              f"{', API token required' if self.api_token else ''})", flush=True)
+              f"{', API token required' if self.api_token else ''})"
+              + ("; this machine only (upstream N1.5 listens on every interface: pass --host 0.0.0.0 for that)"
+                 if local else ""), flush=True)
         try:
             while self.running:
                 if not self.socket.poll(POLL_MS, zmq.POLLIN):

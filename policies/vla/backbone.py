@@ -96,10 +96,13 @@ class Backbone(nn.Module):
 
         self.cfg = cfg
         self.tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-        verbosity = hf_logging.get_verbosity()
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # the shipped checkpoint has a pooler we deliberately leave out
+        hf_logging.disable_progress_bar()  # transformers 5 draws a "Loading weights" bar for a 22M-parameter model
         llm = AutoModel.from_pretrained(minilm_path(), add_pooling_layer=False)
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
         llm.encoder.layer = llm.encoder.layer[: cfg.select_layer]  # GR00T drops the layers after select_layer
         self.llm = llm
         width = llm.config.hidden_size

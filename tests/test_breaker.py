@@ -1,0 +1,55 @@
+"""The circuit breaker: a policy whose server is down costs three episodes, not every remaining one."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from eval.run_matrix import main
+from policies.base import PolicyError
+from policies.registry import POLICIES
+
+
+class DownServer:
+    """Stands in for a remote policy whose server stopped answering: every action raises PolicyError."""
+
+    name, cameras, privileged, language_blind = "down", (), False, False
+    calls = 0
+
+    def reset(self, instruction: str, seed: int) -> None:
+        pass
+
+    @property
+    def done(self) -> bool:
+        return False
+
+    def act(self, observation, info):
+        type(self).calls += 1
+        raise PolicyError("no reply from the GR00T server at 127.0.0.1:1 (3 attempts); start it with "
+                          "python -m policies.gr00t.serve")
+
+
+def test_a_dead_server_trips_the_breaker_and_the_run_exits_3(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(POLICIES, "down", f"{__name__}:DownServer")  # registered for this test only
+    DownServer.calls = 0
+    out = tmp_path / "grid"
+    code = main(["--policies", "down,expert", "--scenarios", "H,H;H,-", "--families", "none", "--seeds", "2",
+                 "--image-size", "32", "--max-steps", "40", "--out", str(out)])
+    assert code == 3
+    assert DownServer.calls == 3  # contacted for three episodes, then never again
+    rows = pd.read_csv(out / "episodes.csv", keep_default_na=False)
+    down, expert = rows[rows.policy == "down"], rows[rows.policy == "expert"]
+    assert len(down) == 12 and (down.behaviour == "policy_error").all()
+    assert (down.error.str.contains("circuit breaker tripped")).sum() == 9
+    assert len(expert) == 12 and (expert.error == "").all()  # the other policy goes on
+    err = capsys.readouterr().err
+    assert err.count("circuit breaker: down failed 3 episodes in a row") == 1
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("policy")
+    assert int(summary.loc["down", "errors"]) == 12 and summary.loc["down", "success"] == "n/a"
+
+
+def test_a_breaker_of_0_never_trips(tmp_path, monkeypatch):
+    monkeypatch.setitem(POLICIES, "down", f"{__name__}:DownServer")
+    DownServer.calls = 0
+    code = main(["--policies", "down", "--scenarios", "H,H", "--families", "none", "--seeds", "2",
+                 "--image-size", "32", "--max-steps", "40", "--breaker", "0", "--out", str(tmp_path / "g")])
+    assert code == 0 and DownServer.calls == 6
