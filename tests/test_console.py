@@ -43,7 +43,9 @@ def _own_commands(module: str) -> tuple[str, ...]:
 
 
 def _git_ignored(path: Path) -> bool:
-    done = subprocess.run(["git", "check-ignore", "-q", "--no-index", str(path)], cwd=ROOT)
+    """Whether git ignores what a tool writes into ``path``: asked for a file inside it, since a folder pattern
+    (``reports/matrix/``) only matches a path git knows to be a folder, and in a fresh clone it isn't one yet."""
+    done = subprocess.run(["git", "check-ignore", "-q", "--no-index", str(Path(path) / "any.file")], cwd=ROOT)
     return done.returncode == 0
 
 
