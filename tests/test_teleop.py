@@ -232,3 +232,23 @@ def test_cli_refuses_an_existing_dataset_without_resume(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["--device", "keyboard", "--out", str(tmp_path / "out")]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_cli_replays_a_key_script_headlessly(env, tmp_path, capsys, monkeypatch):
+    """chefmate-teleop --keys: the scripted pick from a file, through the CLI, with no display or keyboard."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    taps, _ = keyboard_pick_taps(env, 4, KeyboardConfig(), tick=0)
+    script = tmp_path / "pick.keys"
+    script.write_text("# a recorded session\n" + "\n".join(f"{t} {k}" for t, k in taps) + "\n")
+    out = tmp_path / "replay"
+    assert main(["--device", "keyboard", "--keys", str(script), "--no-view", "--scenario", "H,-", "--seed", "4",
+                 "--episodes", "1", "--image-size", str(SIZE), "--fps", "120", "--out", str(out)]) == 0
+    assert f"wrote {out} (1 demos)" in capsys.readouterr().out
+    journal = [json.loads(line) for line in (out / "meta" / "chefmate_attempts.jsonl").read_text().splitlines()]
+    assert [(a["layout_seed"], a["success"], a["source"]) for a in journal] == [(4, True, "keyboard")]
+
+    bad = tmp_path / "bad.keys"
+    bad.write_text("0 b\nw 3\n")
+    assert main(["--device", "keyboard", "--keys", str(bad), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "line 2" in err and "'TICK KEY'" in err and len(err.splitlines()) == 1 and not (tmp_path / "b").exists()

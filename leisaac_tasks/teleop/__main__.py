@@ -3,6 +3,7 @@
     python -m leisaac_tasks.teleop --device keyboard --out datasets/teleop --scenario H,H \\
         --instruction "pick up the yellow cheese and put it into the white plate"
     python -m leisaac_tasks.teleop --device leader --port /dev/ttyACM0 --out datasets/teleop --resume
+    chefmate-teleop --device keyboard --keys session.keys --no-view --out datasets/replay   # headless, from a file
 
 Keys: B start recording, N success (keep, next layout), R failure (discard, next layout), Esc quit.
 Keyboard arm control: W/S forward/back, A/D left/right, Q/E up/down, J/L turn the jaws, Space toggles the
@@ -49,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pos-step", type=float, default=0.004, help="keyboard: metres per tick a move key is held")
     p.add_argument("--no-view", action="store_true", help="no camera window")
     p.add_argument("--resume", action="store_true", help="add to an existing --out dataset")
+    p.add_argument("--keys", type=Path, help="replay key taps from a file instead of the keyboard ('TICK KEY' per "
+                                             "line, e.g. '0 b' then '1 w'): a headless session on the same code path")
     return p
 
 
@@ -72,19 +75,29 @@ def validate(args: argparse.Namespace) -> None:
         raise TeleopError(f"--pos-step must be in (0, 0.05] metres, got {args.pos_step}")
     if args.out.exists() and not args.resume:
         raise TeleopError(f"{args.out} already exists; pass --resume to add to it, or choose another --out")
-    from leisaac_tasks.teleop.keyboard import PynputKeySource
+    from leisaac_tasks.teleop.keyboard import PynputKeySource, read_key_script
 
+    if args.keys is not None:
+        try:
+            read_key_script(args.keys)
+        except (OSError, ValueError) as exc:
+            raise TeleopError(f"--keys: {exc}") from None
+        return  # a key script needs no keyboard or display
     PynputKeySource.check()  # both devices take their B/N/R/Esc marks from the keyboard
 
 
 def make_device(args: argparse.Namespace):
+    from leisaac_tasks.teleop.keyboard import read_key_script
+
+    keys = read_key_script(args.keys) if args.keys is not None else None
     if args.device == "keyboard":
         from leisaac_tasks.teleop.keyboard import KeyboardConfig, KeyboardTeleop
 
-        return KeyboardTeleop(KeyboardConfig(pos_step=args.pos_step))
+        return KeyboardTeleop(KeyboardConfig(pos_step=args.pos_step), keys)
     from leisaac_tasks.teleop.leader import LeaderArmTeleop, LeaderConfig
 
-    return LeaderArmTeleop(LeaderConfig(port=args.port, id=args.leader_id, calibration_dir=args.calibration_dir))
+    return LeaderArmTeleop(LeaderConfig(port=args.port, id=args.leader_id, calibration_dir=args.calibration_dir),
+                           keys)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 import numpy as np
@@ -145,6 +146,22 @@ class ScriptedKeySource:
 
     def stop(self) -> None:
         pass
+
+
+def read_key_script(path: Path) -> ScriptedKeySource:
+    """A key script file: one tap per line, ``TICK KEY`` (e.g. ``0 b``, ``12 w``); blank lines and ``#`` comments
+    are skipped. ``TICK`` counts control steps from the session's start; the script ends with Esc after its last
+    tap. Keys are the ones the session reads: b, n, r, esc, w, a, s, d, q, e, j, l, u, o, space."""
+    taps = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise ValueError(f"{path}, line {n}: {line!r} is not 'TICK KEY' (e.g. '12 w'); fix the line")
+        taps.append((int(parts[0]), parts[1].lower()))
+    return ScriptedKeySource(taps)
 
 
 def control_events(state: KeyState) -> set[str]:
