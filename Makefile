@@ -10,6 +10,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
+# Test files run in this many processes (pytest-xdist, one file per process so module fixtures run once).
+TEST_WORKERS ?= 2
 
 .PHONY: setup matrix test bench lock
 
@@ -28,7 +30,7 @@ matrix: $(STAMP)
 	$(PY) eval/run_matrix.py $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 bench: $(STAMP)
 	$(PY) eval/bench.py $(ARGS)
