@@ -109,3 +109,16 @@ def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path)
     assert (out / "report.html").stat().st_size > 10_000 and (out / "language_sensitivity.png").exists()
     leftover = subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout.split()
     assert not leftover, f"Ray workers left running: {leftover}"
+
+
+def test_effect_is_the_difference_of_two_conditions_with_its_hierarchical_ci():
+    from training.study.report import effect
+
+    def seeds(*values):
+        return [MetricValue(v, v, v, 10, np.full(1000, v)) for v in values]
+
+    reps = {("balanced", "t", "language_sensitivity"): seeds(0.8, 0.8),
+            ("seed", "t", "language_sensitivity"): seeds(0.1, 0.3)}
+    e = effect(reps, None, ("balanced", "t"), ("seed", "t"))
+    assert e["value"] == pytest.approx(0.6)
+    assert e["lo"] == pytest.approx(0.5) and e["hi"] == pytest.approx(0.7)  # seed-level spread of the seed data

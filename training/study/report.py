@@ -27,17 +27,24 @@ SUMMARY_METRICS = {"success": "success", "success_act": "success_act", "success_
                    "negation_compliance": "negation", "heuristic_agreement": "heuristic"}
 
 
+def study_replicates(values: list[MetricValue], rng: np.random.Generator, n_boot: int = N_BOOT) -> np.ndarray | None:
+    """(n_boot,) study-level replicates: training seeds drawn with replacement, their episode-level replicates of
+    the same index averaged. None when some seed has no replicates (fewer than 2 layout seeds)."""
+    if not values or any(v.replicates is None for v in values):
+        return None
+    reps = np.stack([v.replicates[:n_boot] for v in values])  # (seeds, n_boot)
+    draw = rng.integers(0, len(values), (reps.shape[1], len(values)))
+    return reps[draw, np.arange(reps.shape[1])[:, None]].mean(axis=1)
+
+
 def hierarchical(values: list[MetricValue], n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
     """(point, lo, hi) over training seeds: seeds resampled, each seed's episode-level replicates averaged."""
     points = np.array([v.value for v in values], dtype=float)
     if len(points) == 0 or np.isnan(points).all():
         return float("nan"), float("nan"), float("nan")
-    if any(v.replicates is None for v in values):
+    study = study_replicates(values, np.random.default_rng(seed), n_boot)
+    if study is None:
         return float(np.nanmean(points)), float("nan"), float("nan")
-    reps = np.stack([v.replicates[:n_boot] for v in values])  # (seeds, n_boot)
-    rng = np.random.default_rng(seed)
-    draw = rng.integers(0, len(values), (reps.shape[1], len(values)))
-    study = reps[draw, np.arange(reps.shape[1])[:, None]].mean(axis=1)
     lo, hi = np.percentile(study, [2.5, 97.5])
     return float(points.mean()), float(lo), float(hi)
 
@@ -127,15 +134,13 @@ def effect(reps: dict, spec, a: tuple[str, str], b: tuple[str, str], column: str
            n_boot: int = N_BOOT) -> dict[str, float]:
     """Mean difference (a - b) of ``column`` between two (data, tuning) conditions, with a hierarchical CI."""
     va, vb = reps.get((*a, column), []), reps.get((*b, column), [])
-    pa, pb = hierarchical(va, n_boot, 1), hierarchical(vb, n_boot, 2)
-    out = {"value": pa[0] - pb[0], "lo": float("nan"), "hi": float("nan")}
-    if va and vb and all(v.replicates is not None for v in va + vb):
-        rng = np.random.default_rng(3)
-        ra, rb = np.stack([v.replicates for v in va]), np.stack([v.replicates for v in vb])
-        n = min(ra.shape[1], rb.shape[1])
-        da = ra[rng.integers(0, len(va), (n, len(va))), np.arange(n)[:, None]].mean(1)
-        db = rb[rng.integers(0, len(vb), (n, len(vb))), np.arange(n)[:, None]].mean(1)
-        out["lo"], out["hi"] = (float(x) for x in np.percentile(da - db, [2.5, 97.5]))
+    mean = lambda vs: float(np.nanmean([v.value for v in vs])) if vs else float("nan")  # noqa: E731
+    out = {"value": mean(va) - mean(vb), "lo": float("nan"), "hi": float("nan")}
+    rng = np.random.default_rng(3)
+    da, db = study_replicates(va, rng, n_boot), study_replicates(vb, rng, n_boot)
+    if da is not None and db is not None:
+        n = min(len(da), len(db))
+        out["lo"], out["hi"] = (float(x) for x in np.percentile(da[:n] - db[:n], [2.5, 97.5]))
     return out
 
 
