@@ -34,6 +34,7 @@ class Actor(Protocol):
     def reset(self, slot: int, instruction: str, seed: int) -> None: ...
     def act(self, slots: Sequence[int], observations: dict[str, np.ndarray], infos: Sequence[dict]) -> np.ndarray: ...
     def done(self, slot: int) -> bool: ...
+    def wants_observation(self, slot: int) -> bool: ...
 
 
 class PerEnvActor:
@@ -91,6 +92,9 @@ class PerEnvActor:
     def done(self, slot: int) -> bool:
         return bool(self.policies[slot].done)
 
+    def wants_observation(self, slot: int) -> bool:
+        return True  # a scripted policy acts on every step's observation and info
+
 
 _WORKER_POLICIES: dict[str, Any] = {}
 
@@ -124,6 +128,9 @@ class BatchedActor:
 
     def done(self, slot: int) -> bool:
         return bool(self.policy.slot_done(slot))
+
+    def wants_observation(self, slot: int) -> bool:
+        return self.policy.slot_needs_observation(slot)
 
 
 def make_actor(name: str, pool: Any = None, policy: Policy | None = None) -> PerEnvActor | BatchedActor:
@@ -178,8 +185,11 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors) -> None:
         _fill(env, actors, queue, running, range(env.num_envs))
         while any(r is not None for r in running):
             active = [i for i, r in enumerate(running) if r is not None]
-            obs = env.observations(active)
-            row_of = {slot: k for k, slot in enumerate(active)}
+            # Only envs whose policy looks this step are rendered (a VLA looks once per chunk).
+            looking = [i for i in active if not running[i].error
+                       and actors[running[i].episode.policy].wants_observation(i)]
+            obs = env.observations(looking)
+            row_of = {slot: k for k, slot in enumerate(looking)}
             for name, actor in actors.items():
                 slots = [i for i in active if running[i].episode.policy == name and not running[i].error]
                 if slots:
@@ -213,10 +223,10 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors) -> None:
 def _act(actor, slots: list[int], obs: dict[str, np.ndarray], row_of: dict[int, int], env: VecSandwichEnv,
          running: list[_Running | None], actions: np.ndarray) -> None:
     """Actions for ``slots``; a policy that raises ends only its own episodes, recorded as errors."""
-    rows = [row_of[s] for s in slots]
+    rows = [row_of[s] for s in slots if s in row_of]  # the slots that looked, in slot order
     sub = {k: v[rows] for k, v in obs.items()}
-    infos = [env.info(s) for s in slots]
     if isinstance(actor, PerEnvActor):  # one failing policy must not take the other envs down
+        infos = [env.info(s) for s in slots]
         planned = actor.plan_first(slots, sub, infos)
         for k, s in enumerate(slots):
             if s in planned:
@@ -232,7 +242,7 @@ def _act(actor, slots: list[int], obs: dict[str, np.ndarray], row_of: dict[int, 
                 traceback.print_exc()
         return
     try:
-        actions[slots] = actor.act(slots, sub, infos)
+        actions[slots] = actor.act(slots, sub, [])  # batched policies are learned: no privileged info
     except Exception as exc:
         for s in slots:
             running[s].error = error_text(exc)

@@ -79,18 +79,23 @@ class SandwichEnv(gym.Env):
         self._tracks = {n: None if self.layout.ingredient_poses[n] is None else
                         IngredientTrack.begin(self.sim.ingredient_pose(n), max(self.scene.ingredients[n].extents) / 2)
                         for n in INGREDIENTS}
-        return self._observation(), self._info()
+        return self.observe(), self.privileged_info()
 
     def step(self, action: np.ndarray):
+        self.advance(action)
+        info = self.privileged_info()
+        reward = 0.0
+        if self.task.rewarded is not None:
+            reward = float(info["outcome"].per_ingredient[self.task.rewarded] == Outcome.ON_PLATE)
+        return self.observe(), reward, False, False, info
+
+    def advance(self, action: np.ndarray) -> None:
+        """One control step of physics and outcome tracking, with no rendering: a vector env renders only the
+        envs whose policy is about to look (a VLA looks once per action chunk; rendering is most of a step)."""
         self.sim.step(np.asarray(action, dtype=np.float64))
         for name, track in self._tracks.items():
             if track is not None:
                 track.update(self.sim.ingredient_pose(name))
-        info = self._info()
-        reward = 0.0
-        if self.task.rewarded is not None:
-            reward = float(info["outcome"].per_ingredient[self.task.rewarded] == Outcome.ON_PLATE)
-        return self._observation(), reward, False, False, info
 
     def render(self) -> np.ndarray:
         return self.sim.render(self.cameras[0] if self.cameras else "front")
@@ -102,13 +107,13 @@ class SandwichEnv(gym.Env):
     def outcome(self) -> EpisodeOutcome:
         return episode_outcome(self._tracks, self.layout.plate_region(self.scene))
 
-    def _observation(self) -> dict[str, np.ndarray]:
+    def observe(self) -> dict[str, np.ndarray]:
         obs = {"state": self.sim.joint_positions().astype(np.float32)}
         for cam in self.cameras:
             obs[cam] = self.sim.render(cam)
         return obs
 
-    def _info(self) -> dict[str, Any]:
+    def privileged_info(self) -> dict[str, Any]:
         """Privileged state for scripted policies and outcome checks; learned policies must not read it."""
         return {
             "scenario": self.scenario.label,

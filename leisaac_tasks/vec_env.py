@@ -60,15 +60,22 @@ class MujocoVecEnv:
                                                                                       "instruction": text})
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> None:
+        # Observations and info are made when asked for (see SandwichEnv.advance): most steps of a VLA need none.
         for i, env in enumerate(self.envs):
             if active is None or active[i]:
-                self._obs[i], _, _, _, self._info[i] = env.step(actions[i])
+                env.advance(actions[i])
+                self._obs[i] = self._info[i] = None
 
     def observations(self, env_ids: Sequence[int]) -> dict[str, np.ndarray]:
+        for i in env_ids:
+            if self._obs[i] is None:
+                self._obs[i] = self.envs[i].observe()
         rows = [self._obs[i] for i in env_ids]
-        return {key: np.stack([r[key] for r in rows]) for key in ("state", *self.cameras)}
+        return {key: np.stack([r[key] for r in rows]) if rows else np.zeros((0,)) for key in ("state", *self.cameras)}
 
     def info(self, env_id: int) -> dict[str, Any]:
+        if self._info[env_id] is None:
+            self._info[env_id] = self.envs[env_id].privileged_info()
         return self._info[env_id]
 
     def outcome(self, env_id: int) -> EpisodeOutcome:

@@ -478,6 +478,26 @@ def test_a_gr00t_grid_with_two_workers_replays_the_vla_grid(servers, vla_grid, t
 
 
 # --- bad requests and failures -------------------------------------------------------------------------------------
+def test_the_batched_vla_on_vector_envs_replays_the_sequential_grid(vla_grid, checkpoint, tmp_path, monkeypatch):
+    """--num-envs on MuJoCo: one forward pass per chunk for every env that needs one, and an env is rendered only
+    when its policy looks (a VLA looks once per chunk). Every row equals the sequential grid's."""
+    from leisaac_tasks.env import SandwichEnv
+
+    renders = []
+    real_observe = SandwichEnv.observe
+    monkeypatch.setattr(SandwichEnv, "observe", lambda self: renders.append(1) or real_observe(self))
+    cfg = run_matrix.MatrixConfig(policies=(f"vla:{checkpoint}",), scenarios=GRID_CELLS, families=(),
+                                  seeds=GRID_SEEDS, image_size=IMAGE_SIZE, max_steps=STEPS, out=tmp_path / "out",
+                                  num_envs=4)
+    path = run_matrix.run(cfg, progress=False, argv=["test_gr00t", "--num-envs", "4"])
+    with path.open(newline="") as f:
+        rows = {(r["scenario"], r["instruction"], r["seed"]): r for r in csv.DictReader(f)}
+    assert_same_rows(rows, vla_grid[0])
+    episodes = len(cfg.episodes())
+    chunks = -(-STEPS // CHUNK_STEPS)  # requests per episode; the first one looks at the reset observation
+    assert len(renders) == episodes * chunks  # a reset renders once, then one render per later chunk
+
+
 def test_bad_requests_get_error_replies_and_the_server_keeps_serving(servers):
     port = servers["n1.5"].port
     assert raw_call(port, wire.request("ping")) == {"error": wire.UNAUTHORIZED}  # no token: upstream's exact reply

@@ -167,6 +167,21 @@ def test_collate_stacks_tensors_and_keeps_tasks(windows):
 
 
 # --- normalisation ------------------------------------------------------------------------------------------------
+def test_window_batches_equal_collated_items(windows):
+    """The trainer's device-side gather returns what collate over the items would: every frame, the padded
+    action windows near episode ends, the masks and the tasks, for indices across episodes and datasets."""
+    from training.data import WindowBatches
+
+    batches = WindowBatches(windows, "cpu")
+    ends = np.cumsum(windows.episode_lengths) - 1  # last step of each episode: the most padding
+    indices = [0, int(ends[0]), int(ends[0]) + 1, *ends[1:].tolist(), len(windows) - 2, 3, 3]
+    got, want = batches(indices), collate([windows[i] for i in indices])
+    assert got.keys() == want.keys() and got["task"] == want["task"]
+    for key in ("front", "wrist", "state", "actions", "action_mask"):
+        assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
+    assert not got["action_mask"].all()  # the end-of-episode windows are really padded
+
+
 def test_norm_stats_are_relative_arm_and_absolute_gripper(windows):
     stats = compute_norm_stats(windows)
     assert stats.horizon == HORIZON

@@ -39,7 +39,7 @@ from policies.vla.normalize import ARM_DIMS, NormStats
 DEFAULT_HORIZON = 16
 RESIZE_CHUNK = 32  # frames per F.interpolate call
 
-__all__ = ["Episode", "DemoData", "TrainingWindows", "compute_norm_stats", "mixture_weights",
+__all__ = ["Episode", "DemoData", "TrainingWindows", "WindowBatches", "compute_norm_stats", "mixture_weights",
            "mixture_sampler", "collate", "DatasetError", "DEFAULT_HORIZON"]
 
 
@@ -251,6 +251,52 @@ class TrainingWindows(Dataset):
             "action_mask": steps < ep.length,
             "task": ep.task,
         }
+
+
+class WindowBatches:
+    """Batches of ``TrainingWindows`` items gathered on one device: ``batches(indices)`` equals
+    ``collate([windows[i] for i in indices])`` moved to ``device``, without a Python call per item.
+
+    Every frame is copied to the device once, as uint8 (on a GPU the whole dataset then lives there: about
+    ``frames * 2 cameras * 3 * S * S`` bytes), so a training step gathers its batch with a few indexing kernels
+    instead of stacking items on the CPU and copying them over.
+    """
+
+    def __init__(self, windows: TrainingWindows, device: torch.device | str = "cpu"):
+        episodes = windows.data.episodes
+        self.device, self.horizon = torch.device(device), windows.horizon
+        lengths = torch.from_numpy(windows.episode_lengths)
+        starts = torch.cumsum(lengths, 0) - lengths
+        item_episode = torch.from_numpy(windows.item_episode)
+        self.item_frame = starts[item_episode] + torch.from_numpy(windows.item_step)  # flat frame of item i
+        self.item_end = (starts + lengths)[item_episode]  # one past its episode's last frame
+        self.item_task = [episodes[e].task for e in windows.item_episode.tolist()]
+        self._offsets = torch.arange(windows.horizon)
+        n = int(lengths.sum())
+        # Filled episode by episode, so the host never holds a second full copy next to DemoData's.
+        self.frames: dict[str, torch.Tensor] = {}
+        for cam in CAMERAS:
+            shape = getattr(episodes[0], cam).shape[1:] if episodes else (3, 1, 1)
+            self.frames[cam] = torch.empty((n, *shape), dtype=torch.uint8, device=self.device)
+        self.states = torch.empty((n, STATE_DIM), dtype=torch.float32, device=self.device)
+        self.actions = torch.empty((n, STATE_DIM), dtype=torch.float32, device=self.device)
+        for ep, start in zip(episodes, starts.tolist()):
+            span = slice(start, start + ep.length)
+            for cam in CAMERAS:
+                self.frames[cam][span] = getattr(ep, cam)
+            self.states[span], self.actions[span] = ep.states, ep.actions
+
+    def __call__(self, indices: Sequence[int]) -> dict[str, Any]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        frame, end = self.item_frame[idx], self.item_end[idx]
+        steps = frame[:, None] + self._offsets  # (B, H) flat frames of each window
+        to = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
+        frame_d = to(frame)
+        return {**{cam: frames[frame_d] for cam, frames in self.frames.items()},
+                "state": self.states[frame_d],
+                "actions": self.actions[to(torch.minimum(steps, end[:, None] - 1))],
+                "action_mask": to(steps < end[:, None]),
+                "task": [self.item_task[i] for i in idx.tolist()]}
 
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:

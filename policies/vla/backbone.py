@@ -121,8 +121,21 @@ class Backbone(nn.Module):
         return torch.cat(per_cam, dim=1)
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.cfg.max_text_tokens,
-                              return_tensors="pt").to(self.device)
+        """Token ids and mask, padded to max_text_tokens. Each distinct instruction is tokenized once and kept
+        (a run sees a handful), so a training step pays a table lookup instead of the tokenizer."""
+        if not hasattr(self, "_tokens"):
+            self._tokens: dict[str, int] = {}
+            self._token_table = {k: torch.zeros((0, self.cfg.max_text_tokens), dtype=torch.long)
+                                 for k in ("input_ids", "attention_mask")}
+        new = [t for t in dict.fromkeys(texts) if t not in self._tokens]
+        if new:  # padding to a fixed length makes each row independent of the batch it came in
+            tok = self.tokenizer(new, padding="max_length", truncation=True, max_length=self.cfg.max_text_tokens,
+                                 return_tensors="pt")
+            for key in self._token_table:
+                self._token_table[key] = torch.cat([self._token_table[key], tok[key].long()])
+            self._tokens.update({t: len(self._tokens) + i for i, t in enumerate(new)})
+        rows = torch.tensor([self._tokens[t] for t in texts])
+        return {k: v[rows].to(self.device, non_blocking=True) for k, v in self._token_table.items()}
 
     def forward(self, images: dict[str, torch.Tensor], texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         tok = self.tokenize(texts)

@@ -60,12 +60,18 @@ class VLAPolicy:
     def slot_done(self, slot: int) -> bool:
         return False
 
+    def slot_needs_observation(self, slot: int) -> bool:
+        """True when this env's action queue is empty: its next action needs a new chunk, hence a picture."""
+        return not self._slots[slot][1]
+
     def act_batch(self, slots: list[int], observations: dict[str, np.ndarray]) -> np.ndarray:
-        """Joint targets (len(slots), 6) for these envs; observations are stacked in the same order."""
+        """Joint targets (len(slots), 6) for these envs. ``observations`` are stacked either for every slot, in
+        the same order, or only for the slots that need one (``slot_needs_observation``), in slot order."""
         need = [k for k, s in enumerate(slots) if not self._slots[s][1]]
+        rows = need if len(observations["state"]) == len(slots) else list(range(len(need)))
         if need:
-            batch = model_batch(self.model, {cam: observations[cam][need] for cam in self.cameras},
-                                sim_to_lerobot(observations["state"][need]),
+            batch = model_batch(self.model, {cam: observations[cam][rows] for cam in self.cameras},
+                                sim_to_lerobot(observations["state"][rows]),
                                 [self._slots[slots[k]][0] for k in need], self.device)
             # Each env draws its flow noise from its own generator, as a single episode would.
             cfg = self.model.cfg

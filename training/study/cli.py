@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from training.study.runner import STAGES, run_study
 from training.study.spec import SpecError, load_spec
 
 
@@ -22,17 +23,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spec", type=Path, required=True, help="the study's YAML (studies/*.yaml)")
     p.add_argument("--out", type=Path, required=True, help="folder for every run and the report")
     p.add_argument("--address", help="join this Ray cluster (default: start a local Ray on this machine)")
+    p.add_argument("--stages", default=",".join(STAGES),
+                   help=f"comma-separated subset of {','.join(STAGES)} (default: all); a stage whose inputs are "
+                        f"missing reports its units as failed")
     a = p.parse_args(argv)
+    stages = tuple(s.strip() for s in a.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        print(f"error: --stages {a.stages!r}: {', '.join(unknown) or 'empty'} is not a stage; choose from "
+              f"{','.join(STAGES)}", file=sys.stderr)
+        return 2
     try:
         spec = load_spec(a.spec)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from training.study.runner import run_study
-
     print(f"study {spec.name}: {len(spec.data)} data x {len(spec.tunings)} tunings x {len(spec.seeds)} seeds = "
           f"{len(spec.run_ids())} fine-tunes -> {a.out}", flush=True)
-    run_study(spec, a.out, a.address, log=lambda line: print(line, flush=True))
+    run_study(spec, a.out, a.address, log=lambda line: print(line, flush=True), stages=stages)
     return 0
 
 

@@ -188,7 +188,13 @@ def run_stage(ray, stage: str, tasks: list[Task], spec: StudySpec, failed: dict[
     return time.perf_counter() - began
 
 
-def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Callable[[str], None] = print) -> Path:
+STAGES = ("demos", "backbone", "finetune", "evaluate", "diagnose", "report")
+
+
+def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Callable[[str], None] = print,
+              stages: tuple[str, ...] = STAGES) -> Path:
+    """Run the named stages (all by default). A subset lets stages run on different machines, e.g. the demos on a
+    many-core CPU box and the rest on a GPU box, with the study folder carried between them."""
     import torch
 
     from training.study.report import write_report
@@ -204,7 +210,7 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     timings_path = layout.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     runs = spec.run_ids()
-    stages = [
+    plan = [
         ("demos", [Task(f"demos:{d.name}", layout.data(d.name), unit_demos, (spec, d.name, layout.data(d.name)), 0.0)
                    for d in spec.data]),
         ("backbone", [Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
@@ -219,12 +225,14 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
                            (f"finetune:{run_name(*r)}",)) for r in runs]),
     ]
     try:
-        for stage, tasks in stages:
+        for stage, tasks in [(name, tasks) for name, tasks in plan if name in stages]:
             seconds = run_stage(ray, stage, tasks, spec, failed, progress)
             timings[stage] = round(timings.get(stage, 0.0) + seconds, 1)  # summed over resumed invocations
             timings_path.write_text(json.dumps(timings, indent=2))
     finally:
         ray.shutdown()
+    if "report" not in stages:
+        return layout.out
     log("[report] writing summary.csv, runs.csv, study.json, figures and report.html")
     began = time.perf_counter()
     write_report(spec, layout, failed, timings, machine(), fractional_gpus=res.finetune_gpus if gpu else 0.0)
