@@ -4,11 +4,15 @@
 #
 #   here:   scripts/gpu_box.sh pack STUDY_DIR OUT_DIR     # wheels + demos in parts of 59 MiB: OUT_DIR/cNN/
 #   there:  scripts/gpu_box.sh stage PART_DIR             # one call per part: copy it into /tmp/stage
-#           scripts/gpu_box.sh start SPEC                 # install, check, snapshot the code, start the study
+#           scripts/gpu_box.sh start SPEC [ARGS]          # install, check, snapshot the code, start the study
+#                                                         #   (ARGS go to chefmate-study, e.g. --seeds 0,1)
 #           scripts/gpu_box.sh watch SECONDS              # print progress until the study ends or SECONDS pass
 #           scripts/gpu_box.sh collect OUT                # the report and every small result file, as one tar
 #
 # The study writes to /tmp/study; rerunning `start` resumes it (chefmate-study redoes only unfinished units).
+# Results carried back (study_results.tgz, backbone.tgz) and unpacked into /tmp/study in a later lease let the same
+# command go on there: runs whose evaluation and diagnosis are done are not trained again.
+# Never `pkill -f` a pattern that this command line itself contains: it kills the command, and the lease with it.
 set -euo pipefail
 stage=/tmp/stage; site=/tmp/site; code=/tmp/code; study=/tmp/study; log=/tmp/study.log
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +32,7 @@ stage)
   mkdir -p "$stage"; cp -r "${2:?part folder}"/. "$stage"/; ls "$stage" | wc -l
   ;;
 start)
-  spec=${2:?spec}
+  spec=${2:?spec}; shift 2
   if [ ! -d "$site" ]; then
     for f in "$here"/.gl/*.deb; do [ -e "$f" ] && dpkg -x "$f" /; done; ldconfig || true
     cat "$stage"/bundle.tar.part* | tar -C "$stage" -xf - && rm -f "$stage"/bundle.tar.part*
@@ -55,7 +59,7 @@ print("cuda", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "n
 env.close()
 EOF
   cd "$code"
-  setsid nohup python3 -m training.study.cli --spec "$spec" --out "$study" >>"$log" 2>&1 < /dev/null &
+  setsid nohup python3 -m training.study.cli --spec "$spec" --out "$study" "$@" >>"$log" 2>&1 < /dev/null &
   echo "study started: $log"
   ;;
 watch)
@@ -71,6 +75,7 @@ collect)
   out=${2:?out}; mkdir -p "$out"
   (cd "$study" && find . -path ./data -prune -o -type f \( -name '*.csv' -o -name '*.json' -o -name '*.md' \
      -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print | tar -czf "$out/study_results.tgz" -T -)
+  [ -d "$study/backbone/model" ] && tar -C "$study" -czf "$out/backbone.tgz" backbone/DONE.json backbone/model
   cp "$log" "$out/study.log"; ls -la "$out"
   ;;
 *)

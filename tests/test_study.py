@@ -110,6 +110,17 @@ def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path)
     leftover = subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout.split()
     assert not leftover, f"Ray workers left running: {leftover}"
 
+    # Results carried over without their checkpoints (a GPU box's models stay behind): nothing is retrained.
+    import shutil
+
+    for model in (out / "runs").glob("*/model"):
+        shutil.rmtree(model)
+    again = subprocess.run([*_cli(), "--spec", str(SMOKE), "--out", str(out), "--stages", "finetune,evaluate,report"],
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "[finetune] 4 already done, 0 to run" in again.stdout
+    assert not list((out / "runs").glob("*/model")) and len(pd.read_csv(out / "runs.csv")) == 4
+
 
 def test_effect_is_the_difference_of_two_conditions_with_its_hierarchical_ci():
     from training.study.report import effect
@@ -122,3 +133,14 @@ def test_effect_is_the_difference_of_two_conditions_with_its_hierarchical_ci():
     e = effect(reps, None, ("balanced", "t"), ("seed", "t"))
     assert e["value"] == pytest.approx(0.6)
     assert e["lo"] == pytest.approx(0.5) and e["hi"] == pytest.approx(0.7)  # seed-level spread of the seed data
+
+
+@pytest.mark.parametrize("flags, says", [(["--stages", "demos,train"], "train is not a stage"),
+                                         (["--seeds", "0,7"], "subset of the spec's seeds"),
+                                         (["--seeds", "zero"], "subset of the spec's seeds")])
+def test_bad_stages_or_seeds_are_one_clear_line_before_anything_runs(flags, says, tmp_path, capsys):
+    from training.study.cli import main
+
+    assert main(["--spec", str(SMOKE), "--out", str(tmp_path / "o"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0] and not (tmp_path / "o").exists()

@@ -56,6 +56,9 @@ class FinetuneConfig:
     warmup_ratio: float = 0.05
     save_steps: int = 1000
     log_steps: int = 10
+    # torch.compile the loss; on CUDA as CUDA graphs ("reduce-overhead"). A step of the small model is launch-bound:
+    # on an H200 this took batch 96 from 22 to 98 steps/s, after about a minute of compiling.
+    compile: bool = False
     seed: int = 0
     resume: bool = False
     device: str = "auto"
@@ -168,6 +171,10 @@ def train(cfg: FinetuneConfig, log=print, progress: bool = True) -> Path:
             group["lr"] = base * lam(start)
         log(f"resuming from {resume_from} at step {start}, learning rate {optimizer.param_groups[0]['lr']:.3e} "
             f"(cosine over --max-steps {cfg.max_steps})")
+    if cfg.compile:
+        if world > 1:
+            raise TuningError("--compile runs in one process; drop it under torchrun")
+        model.flow_loss = torch.compile(model.flow_loss, mode="reduce-overhead" if device.type == "cuda" else None)
     trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
         if world > 1 else model
 
@@ -285,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the loss (CUDA graphs on a GPU): several times the steps/s, after a minute "
+                        "of compiling")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
     p.add_argument("--allow-random-vision", action="store_true",
                    help="train on a frozen vision tower with random weights (no --backbone-checkpoint)")
@@ -301,7 +311,7 @@ def config_from_args(a: argparse.Namespace) -> FinetuneConfig:
                           balance_trajectory_weights=a.balance_trajectory_weights, batch_size=a.batch_size,
                           max_steps=a.max_steps, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
                           warmup_ratio=a.warmup_ratio, save_steps=a.save_steps, seed=a.seed, resume=a.resume,
-                          device=a.device, allow_random_vision=a.allow_random_vision)
+                          device=a.device, allow_random_vision=a.allow_random_vision, compile=a.compile)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,6 +139,12 @@ class Backbone(nn.Module):
 
     def forward(self, images: dict[str, torch.Tensor], texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         tok = self.tokenize(texts)
+        return self.encode(images, tok["input_ids"], tok["attention_mask"])
+
+    def encode(self, images: dict[str, torch.Tensor], input_ids: torch.Tensor,
+               attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` with the instruction already tokenized: tensors in, tensors out (what torch.compile takes)."""
+        tok = {"input_ids": input_ids, "attention_mask": attention_mask}
         words = self.llm.embeddings.word_embeddings(tok["input_ids"])
         img = self.image_tokens(images).to(words.dtype)
         # [CLS] image tokens, then the instruction's own tokens ([SEP] included): one sequence, as in Eagle.

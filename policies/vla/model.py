@@ -42,11 +42,17 @@ class VLA(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Flow-matching loss on a training batch."""
-        state = batch["state"].float()
-        vl, mask = self.features(batch)
-        actions = self.norm.normalize_actions(batch["actions"].float(), state)
-        return self.action_head.loss(vl, mask, self.norm.normalize_state(state), actions.to(vl.dtype),
-                                     batch["action_mask"])
+        tok = self.backbone.tokenize(list(batch["task"]))
+        return self.flow_loss({cam: batch[cam] for cam in self.cfg.cameras}, tok["input_ids"], tok["attention_mask"],
+                              batch["state"], batch["actions"], batch["action_mask"])
+
+    def flow_loss(self, images: dict[str, torch.Tensor], input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  state: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor) -> torch.Tensor:
+        """The loss from tensors alone, the instruction already tokenized: the part ``--compile`` compiles."""
+        state = state.float()
+        vl, mask = self.backbone.encode(images, input_ids, attention_mask)
+        actions = self.norm.normalize_actions(actions.float(), state)
+        return self.action_head.loss(vl, mask, self.norm.normalize_state(state), actions.to(vl.dtype), action_mask)
 
     @torch.no_grad()
     def predict_chunk(self, batch: dict[str, Any], generator: torch.Generator | None = None,

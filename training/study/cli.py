@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all); a stage whose inputs are "
                         f"missing reports its units as failed")
+    p.add_argument("--seeds", help="comma-separated training seeds to run this time (default: the spec's); the "
+                                   "others are left for a later run of the same command")
     a = p.parse_args(argv)
     stages = tuple(s.strip() for s in a.stages.split(",") if s.strip())
     unknown = [s for s in stages if s not in STAGES]
@@ -38,9 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    seeds = None
+    if a.seeds:
+        try:
+            seeds = tuple(int(x) for x in a.seeds.split(","))
+        except ValueError:
+            seeds = ()
+        if not seeds or not set(seeds) <= set(spec.seeds):
+            print(f"error: --seeds {a.seeds!r} must be a comma-separated subset of the spec's seeds "
+                  f"{','.join(map(str, spec.seeds))}", file=sys.stderr)
+            return 2
     print(f"study {spec.name}: {len(spec.data)} data x {len(spec.tunings)} tunings x {len(spec.seeds)} seeds = "
           f"{len(spec.run_ids())} fine-tunes -> {a.out}", flush=True)
-    run_study(spec, a.out, a.address, log=lambda line: print(line, flush=True), stages=stages)
+    run_study(spec, a.out, a.address, log=lambda line: print(line, flush=True), stages=stages, seeds=seeds)
     return 0
 
 

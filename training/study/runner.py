@@ -80,6 +80,7 @@ def unit_finetune(spec: StudySpec, layout: Layout, data: str, tuning: str, seed:
     train(FinetuneConfig(dataset_paths=dataset_roots(layout, data), output_dir=out, preset=spec.preset,
                          backbone_checkpoint=layout.backbone / "model", tune=tune, max_steps=f.max_steps,
                          batch_size=f.batch_size, learning_rate=f.learning_rate, save_steps=f.save_steps, seed=seed,
+                         compile=f.compile,
                          resume=out.exists()), log=lambda *_: None, progress=False)
     mark_done(out, seconds=round(time.perf_counter() - began, 1))
     return {}
@@ -120,10 +121,20 @@ class Task:
     args: tuple
     gpus: float
     needs: tuple[str, ...] = ()
+    # Already served: a fine-tune whose evaluation and diagnosis are done needs no model (e.g. those results were
+    # carried over from another machine without the checkpoints).
+    served_by: tuple[Path, ...] = ()
+
+    @property
+    def stage(self) -> str:
+        return self.key.split(":", 1)[0]
+
+    def done(self) -> bool:
+        return is_done(self.folder) or bool(self.served_by) and all(is_done(f) for f in self.served_by)
 
 
 class Progress:
-    """One line per finished unit and a stage summary: readable in a log file as on a terminal."""
+    """One line per finished unit and per stage: readable in a log file as on a terminal."""
 
     def __init__(self, log: Callable[[str], None]):
         self.log = log
@@ -136,6 +147,51 @@ class Progress:
 
     def failed(self, stage: str, key: str, error: str) -> None:
         self.log(f"[{stage}] FAILED {key} after a retry: {error}")
+
+
+def run_tasks(ray, tasks: list[Task], stages: tuple[str, ...], cpus_per_task: float, failed: dict[str, str],
+              progress: Progress, on_time: Callable[[dict[str, float]], None] = lambda _: None) -> None:
+    """Run every unfinished task of the chosen stages as soon as the tasks it needs are done, so stages overlap
+    (a model is evaluated while others still train). ``on_time`` gets each stage's wall seconds so far (first start
+    to last end; 0 for a stage with nothing to run) after every finished task."""
+    done = {t.key for t in tasks if t.done()}
+    todo = [t for t in tasks if t.key not in done and t.stage in stages]
+    for stage in dict.fromkeys(t.stage for t in tasks if t.stage in stages):
+        ours = [t for t in tasks if t.stage == stage]
+        progress.stage(stage, sum(t in todo for t in ours), sum(t.key in done for t in ours))
+    totals = {stage: sum(t.stage == stage for t in todo) for stage in stages}
+    counts = dict.fromkeys(stages, 0)
+    spans: dict[str, list[float]] = {}
+    waiting, pending = list(todo), {}
+    while waiting or pending:
+        for t in list(waiting):
+            missing = [n for n in t.needs if n not in done]
+            if any(n in failed for n in missing) or any(n not in {w.key for w in todo} for n in missing):
+                waiting.remove(t)  # a need failed, or is neither done nor going to run (a stage left out)
+                failed[t.key] = "skipped: " + ", ".join(f"{n} {'failed' if n in failed else 'not done'}"
+                                                         for n in missing)
+            elif not missing:
+                waiting.remove(t)
+                remote = ray.remote(num_cpus=cpus_per_task, num_gpus=t.gpus, max_retries=1,
+                                    retry_exceptions=True)(t.fn)
+                pending[remote.remote(*t.args)] = (t, time.perf_counter())
+                spans.setdefault(t.stage, [time.perf_counter(), time.perf_counter()])
+        if not pending:
+            continue
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        t, started = pending.pop(ready[0])
+        counts[t.stage] += 1
+        spans[t.stage][1] = time.perf_counter()
+        try:
+            ray.get(ready[0])
+            done.add(t.key)
+            progress.finished(t.stage, t.key, time.perf_counter() - started, counts[t.stage], totals[t.stage])
+        except Exception as exc:  # already retried once by Ray
+            error = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
+            failed[t.key] = error
+            progress.failed(t.stage, t.key, error)
+        on_time({stage: end - start for stage, (start, end) in spans.items()})
+    on_time({stage: end - start for stage, (start, end) in spans.items()})
 
 
 def machine() -> str:
@@ -158,43 +214,14 @@ def _start_ray(address: str | None, cpus: float):
     return ray
 
 
-def run_stage(ray, stage: str, tasks: list[Task], spec: StudySpec, failed: dict[str, str],
-              progress: Progress) -> float:
-    """Submit every unfinished task of a stage whose inputs exist; wait for all; return the wall seconds."""
-    began = time.perf_counter()
-    todo = [t for t in tasks if not is_done(t.folder)]
-    blocked = [t for t in todo if any(n in failed for n in t.needs)]
-    for t in blocked:
-        failed[t.key] = "skipped: " + ", ".join(n for n in t.needs if n in failed) + " failed"
-    todo = [t for t in todo if t not in blocked]
-    progress.stage(stage, len(todo), len(tasks) - len(todo) - len(blocked))
-    pending = {}
-    for t in todo:
-        remote = ray.remote(num_cpus=spec.resources.cpus_per_task, num_gpus=t.gpus, max_retries=1,
-                            retry_exceptions=True)(t.fn)
-        pending[remote.remote(*t.args)] = (t, time.perf_counter())
-    n = 0
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        t, started = pending.pop(ready[0])
-        n += 1
-        try:
-            ray.get(ready[0])
-            progress.finished(stage, t.key, time.perf_counter() - started, n, len(todo))
-        except Exception as exc:  # already retried once by Ray
-            error = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else type(exc).__name__
-            failed[t.key] = error
-            progress.failed(stage, t.key, error)
-    return time.perf_counter() - began
-
-
 STAGES = ("demos", "backbone", "finetune", "evaluate", "diagnose", "report")
 
 
 def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Callable[[str], None] = print,
-              stages: tuple[str, ...] = STAGES) -> Path:
-    """Run the named stages (all by default). A subset lets stages run on different machines, e.g. the demos on a
-    many-core CPU box and the rest on a GPU box, with the study folder carried between them."""
+              stages: tuple[str, ...] = STAGES, seeds: tuple[int, ...] | None = None) -> Path:
+    """Run the named stages (all by default) for the given training seeds (all by default). A subset lets the work
+    run on different machines or in several sittings, e.g. the demos on a many-core CPU box, seeds 0-1 in one GPU
+    lease and seed 2 in the next, with the study folder (checkpoints left behind) carried between them."""
     import torch
 
     from training.study.report import write_report
@@ -209,26 +236,30 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     failed: dict[str, str] = {}
     timings_path = layout.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    runs = spec.run_ids()
-    plan = [
-        ("demos", [Task(f"demos:{d.name}", layout.data(d.name), unit_demos, (spec, d.name, layout.data(d.name)), 0.0)
-                   for d in spec.data]),
-        ("backbone", [Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
-                           res.finetune_gpus if gpu else 0.0)]),
-        ("finetune", [Task(f"finetune:{run_name(*r)}", layout.model(run_name(*r)), unit_finetune, (spec, layout, *r),
-                           res.finetune_gpus if gpu else 0.0, (f"demos:{r[0]}", "backbone:")) for r in runs]),
-        ("evaluate", [Task(f"evaluate:{run_name(*r)}", layout.grid(run_name(*r)), unit_eval,
-                           (spec, layout, run_name(*r)), res.eval_gpus if gpu else 0.0,
-                           (f"finetune:{run_name(*r)}",)) for r in runs]),
-        ("diagnose", [Task(f"diagnose:{run_name(*r)}", layout.diagnosis(run_name(*r)), unit_diagnose,
-                           (spec, layout, run_name(*r), r[0]), res.eval_gpus if gpu else 0.0,
-                           (f"finetune:{run_name(*r)}",)) for r in runs]),
-    ]
+    runs = [r for r in spec.run_ids() if seeds is None or r[2] in seeds]
+    tasks = [Task(f"demos:{d.name}", layout.data(d.name), unit_demos, (spec, d.name, layout.data(d.name)), 0.0)
+             for d in spec.data]
+    tasks.append(Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
+                      res.finetune_gpus if gpu else 0.0))
+    for r in runs:
+        name = run_name(*r)
+        tasks += [
+            Task(f"finetune:{name}", layout.model(name), unit_finetune, (spec, layout, *r),
+                 res.finetune_gpus if gpu else 0.0, (f"demos:{r[0]}", "backbone:"),
+                 served_by=(layout.grid(name), layout.diagnosis(name))),
+            Task(f"evaluate:{name}", layout.grid(name), unit_eval, (spec, layout, name),
+                 res.eval_gpus if gpu else 0.0, (f"finetune:{name}",)),
+            Task(f"diagnose:{name}", layout.diagnosis(name), unit_diagnose, (spec, layout, name, r[0]),
+                 res.eval_gpus if gpu else 0.0, (f"finetune:{name}",)),
+        ]
+    earlier = {stage: timings.get(stage, 0.0) for stage in STAGES[:-1] if stage in stages}
+
+    def record(now: dict[str, float]) -> None:  # written as it goes, so a killed run keeps what it spent
+        timings.update({stage: round(wall + now.get(stage, 0.0), 1) for stage, wall in earlier.items()})
+        timings_path.write_text(json.dumps(timings, indent=2))
+
     try:
-        for stage, tasks in [(name, tasks) for name, tasks in plan if name in stages]:
-            seconds = run_stage(ray, stage, tasks, spec, failed, progress)
-            timings[stage] = round(timings.get(stage, 0.0) + seconds, 1)  # summed over resumed invocations
-            timings_path.write_text(json.dumps(timings, indent=2))
+        run_tasks(ray, tasks, stages, res.cpus_per_task, failed, progress, record)
     finally:
         ray.shutdown()
     if "report" not in stages:
