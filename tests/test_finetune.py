@@ -259,3 +259,25 @@ def test_compiled_loss_trains_like_eager(dataset, tmp_path, lora_rank):
     # rounding on a near-zero gradient can show up at a fraction of one step: compare within a fifth of it.
     for key in eager:
         torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=2e-4)
+
+
+def test_ddp_on_two_cpu_ranks_draws_different_samples_and_keeps_the_weights_equal(dataset, tmp_path):
+    """torchrun --nproc-per-node 2 with gloo: each rank draws its own batches, and after the steps (gradients
+    all-reduced) both ranks hold the same weights, which moved from where they started."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    worker = Path(__file__).parent / "ddp_worker.py"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(worker), str(dataset), str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert len(ranks[0]["indices"]) == len(ranks[1]["indices"]) == 2
+    assert ranks[0]["indices"] != ranks[1]["indices"]
+    # Each rank builds its model with its own seed; DDP broadcasts rank 0's weights, then all-reduces gradients.
+    assert ranks[0]["initial"] != ranks[1]["initial"]
+    assert ranks[0]["final"] == ranks[1]["final"] != ranks[0]["initial"]
