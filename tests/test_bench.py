@@ -1,0 +1,33 @@
+"""chefmate-bench's records: the format the reports are built from, and one clear line without a GPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from training import bench
+
+
+def test_records_replace_their_namesakes_and_keep_the_rest(tmp_path, monkeypatch):
+    path = tmp_path / "benchmarks.json"
+    monkeypatch.setattr(bench.sys, "argv", ["chefmate-bench", "--gpu"])
+    bench.write_records([bench.record("a", 1.234, "x"), bench.record("b", 2, "y")], path)
+    bench.write_records([bench.record("a", 5, "x")], path)
+    records = json.loads(path.read_text())
+    assert [(r["name"], r["value"]) for r in records] == [("b", 2.0), ("a", 5.0)]
+    assert set(records[0]) == {"name", "value", "unit", "machine", "date", "command"}
+    assert records[1]["command"] == "chefmate-bench --gpu" and records[1]["machine"] == bench.machine_name()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
+def test_gpu_figures_without_a_gpu_are_one_clear_line(capsys):
+    assert bench.main(["--gpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a CUDA GPU" in err[0]
+
+
+def test_finetune_step_rate_is_measured_on_cpu():
+    """The step the GPU figures time runs here too (tiny repeat count; no speed is asserted)."""
+    assert bench.finetune_steps_per_s(torch.device("cpu"), batch_size=2, compiled=False, steps=1) > 0

