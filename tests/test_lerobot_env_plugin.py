@@ -35,13 +35,13 @@ def _expert_episode(env, steps: int) -> tuple[bool, float]:
     obs, info = env.reset(seed=0)
     expert.reset(CHEESE, 0)
     inner = env.unwrapped._sim
-    sim_obs, sim_info = inner._observation(), inner._info()
+    sim_obs, sim_info = inner.observe(), inner.privileged_info()
     done, reward = False, 0.0
     for _ in range(steps):
         action = sim_to_lerobot(expert.act(sim_obs, sim_info)).astype(np.float32)
         obs, reward, done, truncated, info = env.step(action)
         assert obs["agent_pos"].shape == (6,) and obs["pixels"]["front"].dtype == np.uint8
-        sim_obs, sim_info = inner._observation(), inner._info()
+        sim_obs, sim_info = inner.observe(), inner.privileged_info()
         if done or truncated:
             break
     return bool(info["is_success"]), reward
