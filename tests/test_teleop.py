@@ -252,3 +252,37 @@ def test_cli_replays_a_key_script_headlessly(env, tmp_path, capsys, monkeypatch)
     assert main(["--device", "keyboard", "--keys", str(bad), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip()
     assert "line 2" in err and "'TICK KEY'" in err and len(err.splitlines()) == 1 and not (tmp_path / "b").exists()
+
+
+def test_cli_replays_a_leader_joint_stream_from_a_file(env, tmp_path, capsys, monkeypatch):
+    """chefmate-teleop --device leader --joints: a recorded leader stream (LeRobot units) drives the follower
+    through the same session, headless; the dataset's actions are the file's rows."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    seed = 2
+    obs, info = env.reset(seed=seed, options={"scenario": "H,-"})
+    expert = ScriptedExpert(noise=False)
+    expert.reset(CHEESE_INSTRUCTION, seed)
+    plan = []
+    while not expert.done:
+        plan.append(expert.act(obs, info))
+    rows = sim_to_lerobot(np.array(plan + [plan[-1]] * 10))
+    joints, marks = tmp_path / "pick.joints", tmp_path / "marks.keys"
+    joints.write_text("# shoulder_pan ... gripper\n" + "\n".join(" ".join(f"{v:.6f}" for v in r) for r in rows) + "\n")
+    marks.write_text(f"0 b\n{len(rows)} n\n")
+    out = tmp_path / "replay"
+    assert main(["--device", "leader", "--joints", str(joints), "--keys", str(marks), "--no-view", "--scenario", "H,-",
+                 "--seed", str(seed), "--episodes", "1", "--image-size", str(SIZE), "--fps", "120",
+                 "--out", str(out)]) == 0
+    assert f"wrote {out} (1 demos)" in capsys.readouterr().out
+    journal = [json.loads(line) for line in (out / "meta" / "chefmate_attempts.jsonl").read_text().splitlines()]
+    assert [(a["layout_seed"], a["success"], a["source"]) for a in journal] == [(seed, True, "leader")]
+    ds = load_dataset(out)
+    actions = np.stack([ds[i]["action"].numpy() for i in range(len(ds))])
+    np.testing.assert_allclose(actions, np.clip(rows, *sim_to_lerobot(np.stack([JOINT_LOW, JOINT_HIGH]))),
+                               atol=1e-3)
+
+    bad = tmp_path / "bad.joints"
+    bad.write_text("1 2 3 4 5 6\n1 2 3\n")
+    assert main(["--device", "leader", "--joints", str(bad), "--keys", str(marks), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "line 2" in err and "six numbers" in err and len(err.splitlines()) == 1 and not (tmp_path / "b").exists()

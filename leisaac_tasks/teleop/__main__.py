@@ -4,6 +4,7 @@
         --instruction "pick up the yellow cheese and put it into the white plate"
     python -m leisaac_tasks.teleop --device leader --port /dev/ttyACM0 --out datasets/teleop --resume
     chefmate-teleop --device keyboard --keys session.keys --no-view --out datasets/replay   # headless, from a file
+    chefmate-teleop --device leader --joints pick.joints --keys marks.keys --no-view --out datasets/replay
 
 Keys: B start recording, N success (keep, next layout), R failure (discard, next layout), Esc quit.
 Keyboard arm control: W/S forward/back, A/D left/right, Q/E up/down, J/L turn the jaws, Space toggles the
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pos-step", type=float, default=0.004, help="keyboard: metres per tick a move key is held")
     p.add_argument("--no-view", action="store_true", help="no camera window")
     p.add_argument("--resume", action="store_true", help="add to an existing --out dataset")
+    p.add_argument("--joints", type=Path, help="with --device leader: replay the leader's joints from a file (six "
+                   "numbers per line: 5 joints in degrees, gripper 0-100, one line per control step) instead of "
+                   "reading the arm")
     p.add_argument("--keys", type=Path, help="replay key taps from a file instead of the keyboard ('TICK KEY' per "
                                              "line, e.g. '0 b' then '1 w'): a headless session on the same code path")
     return p
@@ -57,7 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate(args: argparse.Namespace) -> None:
     """Raise ``TeleopError`` on bad input, before anything is opened or written."""
-    if args.device == "leader" and not args.port:
+    if args.joints is not None:
+        if args.device != "leader":
+            raise TeleopError("--joints replays a leader arm; use it with --device leader")
+        from leisaac_tasks.teleop.leader import read_joint_stream
+
+        try:
+            read_joint_stream(args.joints)
+        except (OSError, ValueError) as exc:
+            raise TeleopError(f"--joints: {exc}") from None
+    elif args.device == "leader" and not args.port:
         raise TeleopError("--device leader needs --port (find it with `lerobot-find-port`)")
     try:
         Scenario.parse(args.scenario)
@@ -94,8 +107,10 @@ def make_device(args: argparse.Namespace):
         from leisaac_tasks.teleop.keyboard import KeyboardConfig, KeyboardTeleop
 
         return KeyboardTeleop(KeyboardConfig(pos_step=args.pos_step), keys)
-    from leisaac_tasks.teleop.leader import LeaderArmTeleop, LeaderConfig
+    from leisaac_tasks.teleop.leader import LeaderArmTeleop, LeaderConfig, RecordedLeader, read_joint_stream
 
+    if args.joints is not None:
+        return RecordedLeader(read_joint_stream(args.joints), keys)
     return LeaderArmTeleop(LeaderConfig(port=args.port, id=args.leader_id, calibration_dir=args.calibration_dir),
                            keys)
 

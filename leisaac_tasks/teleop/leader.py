@@ -70,3 +70,46 @@ class LeaderArmTeleop:
 
     def command(self, q_current: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         return np.clip(lerobot_to_sim(self.read_lerobot()), JOINT_LOW, JOINT_HIGH)
+
+
+def read_joint_stream(path: Path) -> np.ndarray:
+    """A leader recording: one control step per line, six numbers in LeRobot units (5 arm joints in degrees, then
+    the gripper 0-100), as ``SO101Leader.get_action`` gives them; blank lines and ``#`` comments are skipped."""
+    rows = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].replace(",", " ").strip()
+        if not line:
+            continue
+        try:
+            values = [float(v) for v in line.split()]
+        except ValueError:
+            values = []
+        if len(values) != 6 or not np.isfinite(values).all():
+            raise ValueError(f"{path}, line {n}: {line!r} is not six numbers (5 joints in degrees, gripper 0-100); "
+                             f"fix the line")
+        rows.append(values)
+    if not rows:
+        raise ValueError(f"{path} holds no joint rows; write one line of six numbers per control step")
+    return np.asarray(rows, dtype=np.float64)
+
+
+class RecordedLeader(LeaderArmTeleop):
+    """The leader device replaying a joint stream from a file instead of reading the arm: step k of the session
+    gets row k, and the last row holds. Everything after the joints (units, clipping, the session) is shared."""
+
+    name = "leader"
+
+    def __init__(self, stream: np.ndarray, keys: KeySource | None = None):
+        super().__init__(LeaderConfig(port="(recorded)"), keys)
+        self.stream, self.step = stream, 0
+
+    def connect(self) -> None:
+        self.keys.start()
+
+    def disconnect(self) -> None:
+        self.keys.stop()
+
+    def read_lerobot(self) -> np.ndarray:
+        row = self.stream[min(self.step, len(self.stream) - 1)]
+        self.step += 1
+        return row.copy()
