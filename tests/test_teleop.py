@@ -147,7 +147,22 @@ def test_running_out_of_steps_discards(env, tmp_path):
     assert not root.exists()  # a new dataset that kept nothing leaves nothing behind
 
 
-def leader_rig(tmp_path: Path, joint_stream: list[np.ndarray], keys: ScriptedKeySource):
+@pytest.fixture(autouse=True)
+def virtual_bus_reply_budget(monkeypatch):
+    """The virtual servos answer from a thread of this process, not from a servo on a USB adapter. On a loaded CI
+    box (2 cores, two test workers) that thread can wait for a CPU longer than LeRobot's reply budget (its patched
+    scservo_sdk timeout: the packet's bytes + 50 ms), and a read fails with "There is no status packet!" (seen
+    once). The virtual bus gets 1 s instead; a reply still returns as soon as it is written, so nothing else changes."""
+    from lerobot.motors.feetech import feetech
+
+    def roomy_timeout(self, packet_length):  # noqa: N802 (scservo_sdk's name)
+        self.packet_start_time = self.getCurrentTime()
+        self.packet_timeout = self.tx_time_per_byte * (packet_length + 3.0) + 1000.0
+
+    monkeypatch.setattr(feetech, "patch_setPacketTimeout", roomy_timeout)
+
+
+def leader_rig(tmp_path: Path, joint_stream: list[np.ndarray], keys: ScriptedKeySource, reply_delay_s: float = 0.0):
     """A virtual leader playing ``joint_stream`` (sim radians) with a LeRobot calibration file on disk."""
     arm = PhysicalLeader()
     cal = arm.calibration()
@@ -155,7 +170,7 @@ def leader_rig(tmp_path: Path, joint_stream: list[np.ndarray], keys: ScriptedKey
     cal_dir.mkdir()
     (cal_dir / "virtual_leader.json").write_text(json.dumps(cal))  # the file `lerobot-calibrate` writes
     eeprom = {c["id"]: {k: c[k] for k in ("homing_offset", "range_min", "range_max")} for c in cal.values()}
-    chain = VirtualServoChain(eeprom, [arm.encoder(q) for q in joint_stream])
+    chain = VirtualServoChain(eeprom, [arm.encoder(q) for q in joint_stream], reply_delay_s)
     device = LeaderArmTeleop(LeaderConfig(port=chain.port, id="virtual_leader", calibration_dir=cal_dir), keys)
     return chain, device
 
@@ -171,10 +186,12 @@ def test_unit_conversion_round_trip():
     np.testing.assert_allclose(sim_to_lerobot(JOINT_HIGH)[5], 100.0, atol=1e-9)  # fully open
 
 
-def test_leader_reads_a_physical_pose_as_sim_radians(tmp_path):
-    """Static poses through the real bus + calibration: what the leader's joints are is what the sim gets."""
+@pytest.mark.parametrize("reply_delay_s", [0.0, 0.08])  # 0.08: later than LeRobot's 50 ms budget, as under load
+def test_leader_reads_a_physical_pose_as_sim_radians(tmp_path, reply_delay_s):
+    """Static poses through the real bus + calibration: what the leader's joints are is what the sim gets, also
+    when every reply comes 80 ms late (the virtual bus's budget, see virtual_bus_reply_budget)."""
     poses = [np.zeros(6), JOINT_LOW * 0.9, JOINT_HIGH * 0.9, np.array([0.5, -1.2, 1.1, 0.7, -2.0, 0.45])]
-    chain, device = leader_rig(tmp_path, poses, ScriptedKeySource([]))
+    chain, device = leader_rig(tmp_path, poses, ScriptedKeySource([]), reply_delay_s)
     try:
         device.connect()
         for q in poses:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 import tty
 
 import numpy as np
@@ -26,7 +27,8 @@ class VirtualServoChain:
     one sample per Present_Position sync read, i.e. one per control step; the last one holds.
     """
 
-    def __init__(self, eeprom: dict[int, dict[str, int]], stream: list[dict[int, int]]):
+    def __init__(self, eeprom: dict[int, dict[str, int]], stream: list[dict[int, int]], reply_delay_s: float = 0.0):
+        self.reply_delay_s = reply_delay_s  # > 0: a slow bus, or a serving thread kept waiting for a CPU
         self.regs = {sid: self._table(sid, **fields) for sid, fields in eeprom.items()}
         self.stream, self.sample = stream, 0
         self.master, self.slave = os.openpty()
@@ -99,6 +101,8 @@ class VirtualServoChain:
         return bytes(t[addr:addr + length])
 
     def _reply(self, sid: int, data: bytes = b"") -> None:
+        if self.reply_delay_s:
+            time.sleep(self.reply_delay_s)
         body = bytes([sid, len(data) + 2, 0]) + data
         os.write(self.master, b"\xff\xff" + body + bytes([(~sum(body)) & 0xFF]))
 
