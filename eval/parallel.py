@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from eval.runner import Episode, policy_cameras, run_episode
 
 if TYPE_CHECKING:
-    from eval.run_matrix import MatrixConfig
+    from eval.matrix_config import MatrixConfig
 
 _worker: dict[str, Any] = {}
 

@@ -23,7 +23,7 @@ from policies.base import Policy
 from policies.registry import make_policy
 
 if TYPE_CHECKING:
-    from eval.run_matrix import MatrixConfig
+    from eval.matrix_config import MatrixConfig
 
 
 class Actor(Protocol):

@@ -29,8 +29,8 @@ import numpy as np
 
 from leisaac_tasks.demos.dataset import CAMERAS, DatasetError, check_dataset
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, sim_to_lerobot
-from policies.lerobot_policy import (ACTION_KEY, IMAGE_PREFIX, STATE_KEY, HubNeed, LeRobotLoadError,
-                                     config_hub_needs, localise)
+from policies.lerobot_hub import (ACTION_KEY, IMAGE_PREFIX, STATE_KEY, HubNeed, LeRobotLoadError, config_hub_needs,
+                                  localise)
 
 INIT_TYPES: tuple[str, ...] = ("act", "diffusion", "smolvla", "pi0", "groot")
 # pi0's processor factory loads this tokenizer by Hub id (LeRobot hard-codes it), so only the HF cache serves it.

@@ -25,7 +25,7 @@ import pytest
 import torch
 import zmq
 
-from eval import run_matrix
+from eval import grid
 from eval.instructions import SEED_INSTRUCTIONS, Instruction
 from eval.results import COLUMNS
 from eval.runner import Episode, run_episode
@@ -375,13 +375,13 @@ class Recorded:
 
 
 def run_grid(spec: str, out: Path, workers: int = 1, before_step=None) -> tuple[dict, dict]:
-    """The grid through eval.run_matrix.run. In process (workers=1) every episode's policy is wrapped in
+    """The grid through eval.grid.run. In process (workers=1) every episode's policy is wrapped in
     ``Recorded``; ``before_step(index, step)`` gets the episode's index in grid order. Returns the rows and
     the recordings, both keyed by (scenario, instruction, seed)."""
-    cfg = run_matrix.MatrixConfig(policies=(spec,), scenarios=GRID_CELLS, families=(), seeds=GRID_SEEDS,
+    cfg = grid.MatrixConfig(policies=(spec,), scenarios=GRID_CELLS, families=(), seeds=GRID_SEEDS,
                                   image_size=IMAGE_SIZE, max_steps=STEPS, out=out, workers=workers)
     recorded: dict[tuple, Recorded] = {}
-    real_run_episode = run_matrix.run_episode
+    real_run_episode = grid.run_episode
 
     def recording_run_episode(env, policy, episode, max_steps):
         index = len(recorded)
@@ -397,10 +397,10 @@ def run_grid(spec: str, out: Path, workers: int = 1, before_step=None) -> tuple[
         return made[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run_matrix, "run_episode", recording_run_episode)
-        patch.setattr(run_matrix, "make_policy", make_and_keep)
+        patch.setattr(grid, "run_episode", recording_run_episode)
+        patch.setattr(grid, "make_policy", make_and_keep)
         try:
-            path = run_matrix.run(cfg, progress=False, argv=["test_gr00t", spec])
+            path = grid.run(cfg, progress=False, argv=["test_gr00t", spec])
         finally:  # run() leaves its policies open; a gr00t client collected in a cycle hangs in zmq_ctx_term
             for policy in made:
                 getattr(policy, "close", lambda: None)()
@@ -486,10 +486,10 @@ def test_the_batched_vla_on_vector_envs_replays_the_sequential_grid(vla_grid, ch
     renders = []
     real_observe = SandwichEnv.observe
     monkeypatch.setattr(SandwichEnv, "observe", lambda self: renders.append(1) or real_observe(self))
-    cfg = run_matrix.MatrixConfig(policies=(f"vla:{checkpoint}",), scenarios=GRID_CELLS, families=(),
+    cfg = grid.MatrixConfig(policies=(f"vla:{checkpoint}",), scenarios=GRID_CELLS, families=(),
                                   seeds=GRID_SEEDS, image_size=IMAGE_SIZE, max_steps=STEPS, out=tmp_path / "out",
                                   num_envs=4)
-    path = run_matrix.run(cfg, progress=False, argv=["test_gr00t", "--num-envs", "4"])
+    path = grid.run(cfg, progress=False, argv=["test_gr00t", "--num-envs", "4"])
     with path.open(newline="") as f:
         rows = {(r["scenario"], r["instruction"], r["seed"]): r for r in csv.DictReader(f)}
     assert_same_rows(rows, vla_grid[0])

@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"speed of moves to rest, degrees per step (default {d.rest_step_deg})")
     sf.add_argument("--rest-timeout-s", type=float, default=d.rest_timeout_s)
 
-    from eval.run_matrix import add_grid_arguments
+    from eval.grid import add_grid_arguments
 
     add_grid_arguments(p.add_argument_group("grid (eval/run_matrix.py's flags, the same trials in the same order)"),
                        simulator=False, out=Path("outputs/real_arm"))  # not the sim grid's reports/matrix
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None, *, input_stream: TextIO | None = None, r
          policies: dict | None = None) -> int:
     """``input_stream``, ``robot`` and ``policies`` let tests script the operator, inject faults and bring their
     own policies (keyed by the names in --policies)."""
-    from eval.run_matrix import grid_config
+    from eval.grid import grid_config
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from eval.vector_runner import PerEnvActor
 from leisaac_tasks.demos.dataset import Attempt, DemoWriter
-from leisaac_tasks.demos.generate import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget,
-                                          judge_attempt, out_of_attempts, tally_journal)
+from leisaac_tasks.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
+                                          out_of_attempts, tally_journal)
 from leisaac_tasks.demos.recipes import DatasetPlan
 from leisaac_tasks.spec import DEFAULT_SCENE
 from leisaac_tasks.vec_env import VecSandwichEnv

@@ -1,0 +1,137 @@
+"""The grid as a library: ``run(MatrixConfig(...))`` runs every (policy, scenario, instruction, seed) episode in
+process, in worker processes or on a vectorized backend, appends each row to OUT/episodes.csv as it ends, and
+writes the summary and plots. ``add_grid_arguments`` / ``grid_config`` turn the grid's flags into a config;
+eval/run_matrix.py (the command) and eval/real_arm (the same grid on an arm) share them.
+
+Seeds: episode (scenario, instruction, seed s) resets the env's layout jitter and the policy's randomness with s.
+Every instruction of a scenario runs on the same seeds 0..N-1, so instructions are compared on identical scenes
+(the language influence index pairs them), and any row replays exactly from its (policy, scenario, instruction, seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from eval.breaker import CircuitBreaker
+from eval.matrix_config import MatrixConfig
+from eval.parallel import run_parallel
+from eval.perturbations import family_names, load_instruction_file
+from eval.provenance import write_manifest
+from eval.report import markdown_summary, write_report
+from eval.results import ResultStore
+from eval.runner import policy_cameras, run_episode
+from eval.vector_runner import run_vectorized
+from leisaac_tasks import MAX_EPISODE_STEPS
+from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.scenarios import Scenario, scenario_set
+from policies.registry import make_policy
+
+__all__ = ["MatrixConfig", "run", "add_grid_arguments", "grid_config"]
+
+
+def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None,
+        breaker: CircuitBreaker | None = None) -> Path:
+    # Everything that can reject the config runs before the results file is touched.
+    episodes = cfg.episodes()
+    policies = {name: make_policy(name) for name in cfg.policies}
+    vectorized = cfg.num_envs > 0
+    env = None if vectorized else SandwichEnv(backend=cfg.backend, cameras=policy_cameras(policies),
+                                              image_size=cfg.image_size)
+    try:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        store = ResultStore(cfg.out / "episodes.csv", resume=cfg.resume)
+        write_manifest(cfg.out, argv if argv is not None else sys.argv, policies)
+        todo = [e for e in episodes if e.key() not in store.done]
+        if not todo:
+            print(f"nothing left to run: {len(store.done)} episodes already in {store.path}", flush=True)
+        bar = tqdm(total=len(todo), desc="episodes", disable=not progress or not todo, unit="ep")
+        if vectorized:  # scripted policies plan their first IK trajectories on the spare cores
+            run_vectorized(cfg, todo, store.append, cfg.num_envs, on_row=bar.update,
+                           plan_workers=max(1, (os.cpu_count() or 2) - 2), policies=policies)
+        elif cfg.workers > 1:
+            env.close()  # each worker builds its own
+            run_parallel(cfg, todo, store.append, cfg.workers, on_row=bar.update)
+        else:
+            breaker = breaker if breaker is not None else CircuitBreaker(cfg.breaker)
+            for episode in todo:
+                row = breaker.skipped_row(episode, env.sim.name) or run_episode(env, policies[episode.policy], episode,
+                                                                                 cfg.max_steps)
+                breaker.record(row)
+                store.append(row)
+                bar.update()
+        bar.close()
+    finally:
+        if env is not None:
+            env.close()
+        for policy in policies.values():  # a remote client holds a ZMQ socket; left open it can hang the exit
+            close = getattr(policy, "close", None)
+            if callable(close):
+                close()
+    summary = write_report(store.path, cfg.out)
+    print(markdown_summary(summary))
+    print(f"\nwrote {store.path} and plots in {cfg.out}/")
+    return store.path
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def add_grid_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, simulator: bool = True,
+                       out: Path = MatrixConfig.out) -> None:
+    """The grid's flags. eval.real_arm takes them too; ``simulator=False`` leaves out the simulator-only ones."""
+    p.add_argument("--policies", default=",".join(MatrixConfig.policies),
+                   help="comma-separated policy specs (idle = the do-nothing floor)")
+    p.add_argument("--scenarios", default="seed",
+                   help="'seed' (the eight cells) or a ';'-separated list such as 'H,H;H,-'")
+    p.add_argument("--include-ninth", action="store_true", help="also run (–,P), which the seed never tried")
+    p.add_argument("--families", default="all",
+                   help=f"perturbation families: 'all', 'none' or a comma list of {', '.join(family_names())}")
+    p.add_argument("--instructions-file", type=Path, help="YAML with extra instructions (eval/instructions.example.yaml)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per cell")
+    if simulator:
+        p.add_argument("--backend", default="mujoco",
+                       help="mujoco (embedded, CPU) or isaaclab (NVIDIA GPU, needs --num-envs)")
+        p.add_argument("--num-envs", type=int, default=0,
+                       help="step N envs at once on a vectorized backend, each refilled with the next cell as it ends")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
+    p.add_argument("--out", type=Path, default=out, help=f"output folder (default {out}, git-ignored)")
+    p.add_argument("--resume", action="store_true", help="skip episodes already in OUT/episodes.csv")
+    if simulator:
+        p.add_argument("--workers", type=int, default=1,
+                       help="episodes run in N parallel processes (each renders and simulates on its own core)")
+        p.add_argument("--breaker", type=int, default=MatrixConfig.breaker,
+                       help="after N consecutive policy errors of one remote policy, record its remaining episodes "
+                            "as policy_error without contacting it, and exit 3 (0: never)")
+
+
+def grid_config(a: argparse.Namespace, error) -> MatrixConfig:
+    """The MatrixConfig of parsed grid flags; ``error`` (a parser's) reports a bad value and exits."""
+    backend, num_envs, workers = (getattr(a, "backend", "mujoco"), getattr(a, "num_envs", 0),
+                                  getattr(a, "workers", 1))
+    try:
+        scenarios = (scenario_set(a.include_ninth) if a.scenarios == "seed"
+                     else tuple(Scenario.parse(s) for s in a.scenarios.split(";")))
+        families = {"all": family_names(), "none": ()}.get(a.families, _csv(a.families))
+        extra = tuple(load_instruction_file(a.instructions_file)) if a.instructions_file else ()
+        if a.seeds < 1:
+            raise ValueError("--seeds must be at least 1")
+        if workers < 1:
+            raise ValueError("--workers must be at least 1")
+        if num_envs < 0 or (backend == "isaaclab" and num_envs == 0):
+            raise ValueError("the isaaclab backend steps many envs at once: pass --num-envs N (e.g. 480)")
+        if num_envs and workers > 1:
+            raise ValueError("--num-envs and --workers are alternatives: one vectorized process, or several "
+                             "single-env processes; pass one of them")
+    except ValueError as exc:
+        error(str(exc))
+    return MatrixConfig(policies=_csv(a.policies), scenarios=scenarios, families=tuple(families),
+                        extra_instructions=extra, seeds=tuple(range(a.seeds)), backend=backend,
+                        image_size=a.image_size, max_steps=a.max_steps, out=a.out, resume=a.resume,
+                        workers=workers, num_envs=num_envs, breaker=getattr(a, "breaker", MatrixConfig.breaker))

@@ -1,0 +1,106 @@
+"""What one generation attempt is and what a dataset run may spend: the generator's config, its per-dataset
+tally, the oracle's verdict on an attempt, and the attempt budget. Shared by the sequential generator
+(generate.py) and the vectorized one (vector_generate.py), which must judge and budget attempts identically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eval import oracle
+from leisaac_tasks.demos.dataset import Attempt, DatasetError, read_journal
+from leisaac_tasks.demos.recipes import Cell, RecipeError, get_recipe
+from leisaac_tasks.outcomes import EpisodeOutcome
+
+
+SETTLE_FRAMES = 10  # recorded after the expert is done, holding still while the slice comes to rest
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    recipe: str
+    out: Path
+    episodes: int = 50  # kept demos per dataset of the recipe
+    image_size: int = 224
+    seed: int = 0
+    resume: bool = False
+    max_steps: int = 360  # an attempt longer than this is rejected
+    max_attempts_factor: float = 3.0  # stop with an error if fewer than 1 in 3 attempts succeed
+    checkpoint_every: int = 10
+    backend: str = "mujoco"
+    num_envs: int = 1  # > 1 (or backend "isaaclab"): attempts run in parallel on a vectorized backend
+
+    @property
+    def vectorized(self) -> bool:
+        return self.num_envs > 1 or self.backend == "isaaclab"
+
+    def validate(self) -> None:
+        get_recipe(self.recipe)
+        if self.num_envs < 1:
+            raise RecipeError(f"--num-envs must be at least 1, got {self.num_envs}")
+        if self.vectorized:
+            from leisaac_tasks.vec_env import VEC_BACKENDS
+
+            if self.backend not in VEC_BACKENDS:
+                raise RecipeError(f"no vectorized {self.backend!r} backend for --num-envs {self.num_envs}; use "
+                                  f"--backend {' or --backend '.join(sorted(VEC_BACKENDS))}")
+        else:
+            from leisaac_tasks.backends import BACKENDS
+
+            if self.backend not in BACKENDS:
+                raise RecipeError(f"unknown backend {self.backend!r}; use --backend "
+                                  f"{' or --backend '.join(sorted(BACKENDS))} or --backend isaaclab --num-envs N")
+        if self.episodes < 1:
+            raise RecipeError(f"--episodes must be at least 1, got {self.episodes}")
+        if self.image_size < 16:
+            raise RecipeError(f"--image-size must be at least 16 pixels, got {self.image_size}")
+        if self.out.exists() and not self.resume:
+            raise DatasetError(f"{self.out} already exists; pass --resume to continue it, or choose another --out")
+
+
+@dataclass
+class DatasetTally:
+    name: str
+    kept: int = 0
+    attempts: int = 0
+    frames: int = 0
+    wall_seconds: float = 0.0
+    rejected_cells: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejection_rate(self) -> float:
+        return 1.0 - self.kept / self.attempts if self.attempts else 0.0
+
+
+def judge_attempt(cell: Cell, layout_seed: int, attempt: int, outcome: EpisodeOutcome, steps: int,
+                  settled: bool) -> Attempt:
+    """The journal entry of a finished expert episode: kept only if it settled and the oracle accepts it."""
+    success = settled and oracle.judge(oracle.expected(cell.scenario, cell.instruction.intent), outcome)
+    return Attempt(attempt=attempt, source="scripted", scenario=cell.scenario.label, instruction=cell.instruction.text,
+                   intent=str(cell.instruction.intent), layout_seed=layout_seed, success=success,
+                   outcome=outcome.label, frames=steps, behaviour=outcome.behaviour)
+
+
+def attempt_budget(cfg: GenerateConfig, first: int) -> int:
+    """Attempts stop (with an error) at this index."""
+    return first + int(np.ceil(cfg.episodes * cfg.max_attempts_factor))
+
+
+def out_of_attempts(name: str, root: Path, kept: int, episodes: int, attempts: int) -> RuntimeError:
+    return RuntimeError(f"{name}: only {kept} of {episodes} demos after {attempts} attempts; the expert keeps "
+                        f"failing (see {root}/meta/chefmate_attempts.jsonl for the rejected cells)")
+
+
+def tally_journal(name: str, root: Path, wall_seconds: float) -> DatasetTally:
+    tally = DatasetTally(name, wall_seconds=wall_seconds)
+    for a in read_journal(root):
+        tally.attempts += 1
+        if a.episode_index is not None:
+            tally.kept += 1
+            tally.frames += a.frames
+        else:
+            key = f"{a.scenario} | {a.instruction}"
+            tally.rejected_cells[key] = tally.rejected_cells.get(key, 0) + 1
+    return tally
