@@ -251,10 +251,25 @@ def test_speed_cap_on_the_first_trials_only(tmp_path):
     assert first <= np.radians(cfg.max_step_deg * cfg.slow_factor) + 1e-3 < second
 
 
+def assert_at_rest_with_torque_off(robot, units) -> None:
+    """After a safe stop: the arm is at the rest pose, and torque really is off (a goal far away moves nothing but
+    what gravity moves)."""
+    from eval.real_arm.safety import SafetyConfig, read_joints
+
+    cfg = SafetyConfig()
+    at_rest = read_joints(robot, units)
+    assert np.degrees(np.abs(at_rest - cfg.rest_pose)[:5]).max() <= cfg.rest_tolerance_deg
+    assert not robot.bus.torque_enabled
+    goal = at_rest.copy()
+    goal[0] += 0.8
+    for _ in range(15):
+        robot.send_action(units.action(goal))
+    assert abs(read_joints(robot, units)[0] - at_rest[0]) < 0.01
+
+
 @pytest.mark.parametrize("how", ["raise", "sigint"])
 def test_ctrl_c_mid_trial_goes_to_rest_and_switches_torque_off(tmp_path, how):
     from eval.real_arm.robot import JointUnits
-    from eval.real_arm.safety import SafetyConfig, read_joints
 
     def interrupt(policy):
         if policy.trial == 2 and policy.t == 15:
@@ -270,16 +285,7 @@ def test_ctrl_c_mid_trial_goes_to_rest_and_switches_torque_off(tmp_path, how):
                      "--no-record", "--no-detect", "--out", str(out), *SMALL],
                     keys="\nu\n\nu\n\nu\n", robot=robot, policies={"drift": policy})
         assert code == 130
-        cfg, units = SafetyConfig(), JointUnits.of(robot)
-        at_rest = read_joints(robot, units)
-        assert np.degrees(np.abs(at_rest - cfg.rest_pose)[:5]).max() <= cfg.rest_tolerance_deg
-        assert not robot.bus.torque_enabled
-        # Torque really is off: a goal far away moves nothing but what gravity moves.
-        goal = at_rest.copy()
-        goal[0] += 0.8
-        for _ in range(15):
-            robot.send_action(units.action(goal))
-        assert abs(read_joints(robot, units)[0] - at_rest[0]) < 0.01
+        assert_at_rest_with_torque_off(robot, JointUnits.of(robot))
     finally:
         robot.disconnect()
     assert len(rows(out)) == 1  # the first trial's row is intact; the interrupted one is not a result
@@ -322,7 +328,7 @@ class ArmLog:
 def test_a_policy_error_mid_trial_ramps_to_rest_then_switches_torque_off(tmp_path):
     """A policy that raises mid-trial: the trial is a policy_error row, and the arm is walked back to the rest pose
     in steps of at most --rest-step-deg from where it stood, and only then is torque switched off."""
-    from eval.real_arm.safety import SafetyConfig, read_joints
+    from eval.real_arm.safety import SafetyConfig
 
     robot = sim_robot(tmp_path)
     arm = ArmLog(robot)
@@ -340,18 +346,11 @@ def test_a_policy_error_mid_trial_ramps_to_rest_then_switches_torque_off(tmp_pat
                     keys="\nu\nq\n", robot=robot, policies={"flaky": policy})  # run, answer, quit at trial 2
         assert code == 0
         events = list(arm.events)
-        cfg, units = SafetyConfig(), arm.units
-        at_rest = read_joints(robot, units)
-        assert np.degrees(np.abs(at_rest - cfg.rest_pose)[:5]).max() <= cfg.rest_tolerance_deg
-        assert not robot.bus.torque_enabled
-        goal = at_rest.copy()  # torque really is off: a far goal moves nothing but what gravity moves
-        goal[0] += 0.8
-        for _ in range(15):
-            robot.send_action(units.action(goal))
-        assert abs(read_joints(robot, units)[0] - at_rest[0]) < 0.01
+        assert_at_rest_with_torque_off(robot, arm.units)
     finally:
         robot.disconnect()
 
+    cfg = SafetyConfig()
     raised = [i for i, e in enumerate(events) if e[0] == "raised"]
     assert len(raised) == 1 and len(policy.seen) == 20
     where, after = events[raised[0]][1], events[raised[0] + 1:]

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -67,65 +67,30 @@ def _model(tune: Any = None):
     return model, tune
 
 
-def _batch(cfg, size: int, device: torch.device) -> dict[str, Any]:
-    s = cfg.image_size
-    return {**{cam: torch.randint(0, 256, (size, 3, s, s), dtype=torch.uint8, device=device) for cam in cfg.cameras},
-            "state": torch.randn(size, 6, device=device),
-            "actions": torch.randn(size, cfg.action_horizon, 6, device=device),
-            "action_mask": torch.ones(size, cfg.action_horizon, dtype=torch.bool, device=device),
-            "task": ["pick up the cheese"] * size}
-
-
-def _timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
-    """Seconds per call after warm-up calls (which include any compiling)."""
-    for _ in range(3):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
-
-
 def chunk_figures(device: torch.device) -> list[dict[str, Any]]:
+    from training.probe_vram import chunk_latency_ms
+
     model, _ = _model()
-    model.to(device).eval()
+    model.to(device)
     out = []
     for size in (1, 64, 256, 1024):
-        batch = _batch(model.cfg, size, device)
-        seconds = _timed(lambda: model.predict_chunk(batch), 20, device)
-        out.append(record("chunk_latency_ms_batch1", seconds * 1000, "ms") if size == 1 else
-                   record(f"chunks_per_s_batch{size}", size / seconds, "chunks/s"))
+        ms = chunk_latency_ms(model, model.cfg, runs=20, device=device, seed=0, batch_size=size)
+        out.append(record("chunk_latency_ms_batch1", ms, "ms") if size == 1 else
+                   record(f"chunks_per_s_batch{size}", size / (ms / 1000), "chunks/s"))
     return out
 
 
 def finetune_steps_per_s(device: torch.device, batch_size: int, compiled: bool, steps: int = 50) -> float:
-    """Steps/s of chefmate-finetune's step (GR00T defaults: LLM + ViT frozen), fused AdamW, bf16 on CUDA."""
-    from policies.vla.runtime import autocast
-    from policies.vla.tuning import frozen_to_eval
+    """Steps/s of chefmate-finetune's step (GR00T defaults: LLM + ViT frozen), fused AdamW and bf16 on CUDA;
+    ``compiled`` as --compile (the warm-up steps hold the compiling)."""
+    from training.probe_vram import synthetic_batch, time_training
 
     model, tune = _model()
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device.type == "cuda")
     if compiled:
         model.flow_loss = torch.compile(model.flow_loss, mode="reduce-overhead" if device.type == "cuda" else None)
-    batch = _batch(model.cfg, batch_size, device)
-
-    def step():
-        model.train()
-        frozen_to_eval(model, tune)
-        with autocast(device):
-            loss = model(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return 1 / _timed(step, steps, device)
+    batch = synthetic_batch(model.cfg, batch_size, device, torch.Generator().manual_seed(0))
+    return 1 / time_training(model, tune, batch, steps, device, warmup_steps=3, fused=device.type == "cuda")
 
 
 def concurrent_speedup(runs: int, batch_size: int) -> tuple[float, float]:

@@ -224,10 +224,12 @@ def _sync(device: torch.device) -> None:
 
 
 def time_training(model: VLA, tune: TuneConfig, batch: dict, steps: int, device: torch.device,
-                  warmup_steps: int = 2, on_step: Callable[[int, int], None] = lambda done, total: None) -> float:
-    """Mean seconds per optimizer step over ``steps`` steps after the warm-up ones; the loop of training.finetune."""
+                  warmup_steps: int = 2, on_step: Callable[[int, int], None] = lambda done, total: None,
+                  fused: bool = False) -> float:
+    """Mean seconds per optimizer step over ``steps`` steps after the warm-up ones; the loop of training.finetune
+    (``fused``: its AdamW on CUDA)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01, fused=fused)
 
     def step() -> None:
         model.train()
@@ -253,10 +255,11 @@ def time_training(model: VLA, tune: TuneConfig, batch: dict, steps: int, device:
 
 
 def chunk_latency_ms(model: VLA, cfg: VLAConfig, runs: int, device: torch.device, seed: int,
-                     warmup: int = 3) -> float:
-    """Median wall time of predict_chunk on one observation, as VLAPolicy runs it (eval mode, fp32)."""
+                     warmup: int = 3, batch_size: int = 1) -> float:
+    """Median wall time of predict_chunk on ``batch_size`` observations (one, as VLAPolicy runs it; many, as the
+    batched grid does), eval mode, fp32."""
     generator = torch.Generator().manual_seed(seed)
-    batch = synthetic_batch(cfg, 1, device, generator)
+    batch = synthetic_batch(cfg, batch_size, device, generator)
     noise = torch.Generator(device=device).manual_seed(seed)
     model.eval()
     times = []

@@ -96,6 +96,9 @@ class Backbone(nn.Module):
 
         self.cfg = cfg
         self.tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+        self._tokens: dict[str, int] = {}  # instruction -> its row in the token table (see tokenize)
+        self._token_table = {k: torch.zeros((0, cfg.max_text_tokens), dtype=torch.long)
+                             for k in ("input_ids", "attention_mask")}
         verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()  # the shipped checkpoint has a pooler we deliberately leave out
         hf_logging.disable_progress_bar()  # transformers 5 draws a "Loading weights" bar for a 22M-parameter model
@@ -123,10 +126,6 @@ class Backbone(nn.Module):
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Token ids and mask, padded to max_text_tokens. Each distinct instruction is tokenized once and kept
         (a run sees a handful), so a training step pays a table lookup instead of the tokenizer."""
-        if not hasattr(self, "_tokens"):
-            self._tokens: dict[str, int] = {}
-            self._token_table = {k: torch.zeros((0, self.cfg.max_text_tokens), dtype=torch.long)
-                                 for k in ("input_ids", "attention_mask")}
         new = [t for t in dict.fromkeys(texts) if t not in self._tokens]
         if new:  # padding to a fixed length makes each row independent of the batch it came in
             tok = self.tokenizer(new, padding="max_length", truncation=True, max_length=self.cfg.max_text_tokens,

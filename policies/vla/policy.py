@@ -65,13 +65,12 @@ class VLAPolicy:
         return not self._slots[slot][1]
 
     def act_batch(self, slots: list[int], observations: dict[str, np.ndarray]) -> np.ndarray:
-        """Joint targets (len(slots), 6) for these envs. ``observations`` are stacked either for every slot, in
-        the same order, or only for the slots that need one (``slot_needs_observation``), in slot order."""
+        """Joint targets (len(slots), 6) for these envs. ``observations`` are stacked for the slots that need one
+        (``slot_needs_observation``), in slot order; the others act from their queues."""
         need = [k for k, s in enumerate(slots) if not self._slots[s][1]]
-        rows = need if len(observations["state"]) == len(slots) else list(range(len(need)))
         if need:
-            batch = model_batch(self.model, {cam: observations[cam][rows] for cam in self.cameras},
-                                sim_to_lerobot(observations["state"][rows]),
+            batch = model_batch(self.model, {cam: observations[cam] for cam in self.cameras},
+                                sim_to_lerobot(observations["state"]),
                                 [self._slots[slots[k]][0] for k in need], self.device)
             # Each env draws its flow noise from its own generator, as a single episode would.
             cfg = self.model.cfg

@@ -162,11 +162,12 @@ def run_tasks(ray, tasks: list[Task], stages: tuple[str, ...], cpus_per_task: fl
     totals = {stage: sum(t.stage == stage for t in todo) for stage in stages}
     counts = dict.fromkeys(stages, 0)
     spans: dict[str, list[float]] = {}
+    planned = {t.key for t in todo}
     waiting, pending = list(todo), {}
     while waiting or pending:
         for t in list(waiting):
             missing = [n for n in t.needs if n not in done]
-            if any(n in failed for n in missing) or any(n not in {w.key for w in todo} for n in missing):
+            if any(n in failed or n not in planned for n in missing):
                 waiting.remove(t)  # a need failed, or is neither done nor going to run (a stage left out)
                 failed[t.key] = "skipped: " + ", ".join(f"{n} {'failed' if n in failed else 'not done'}"
                                                          for n in missing)
