@@ -43,6 +43,8 @@ start)
   fi
   rm -rf "$code"; cp -r "$here" "$code"  # the study runs from a snapshot: later uploads may change the tree
   export PYTHONPATH="$site:$code" MUJOCO_GL=egl PYTHONUNBUFFERED=1
+  # Eight fine-tunes compile at once: a small Inductor pool each, not one worker per core each.
+  export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-2}
   vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json  # the driver's EGL, for MuJoCo's renderer
   [ -f "$vendor" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$vendor
   if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: kernels of the concurrent fine-tunes overlap instead of time-slicing

@@ -100,7 +100,9 @@ class StudySpec:
     baseline_tuning: str = "gr00t_default"  # effects of tuning are read against this one
 
     def run_ids(self) -> list[tuple[str, str, int]]:
-        return [(d.name, t.name, s) for d in self.data for t in self.tunings for s in self.seeds]
+        # Seed-major: every condition's first seed is queued before any replicate, so a sitting cut short still
+        # holds one complete data x tuning table.
+        return [(d.name, t.name, s) for s in self.seeds for d in self.data for t in self.tunings]
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
