@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 bench: $(STAMP)
-	$(PY) eval/bench.py $(ARGS)
+	$(PY) -m training.embedded_bench $(ARGS)
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Exact versions for Python 3.12 / x86_64, from `pip freeze` of a working install. Regenerate with `make lock`.' > requirements.lock

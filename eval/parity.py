@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     for path in (a.a, a.b):
         if not path.exists():
-            p.error(f"{path} does not exist; run eval/run_matrix.py (or eval/isaaclab_gpu.py grid) first")
+            p.error(f"{path} does not exist; run eval/run_matrix.py (or `python -m training.isaaclab_gpu grid`) first")
     da, db = load_episodes(a.a), load_episodes(a.b)
     name_a, name_b = (str(df["backend"].iloc[0]) if len(df) else path.stem for df, path in ((da, a.a), (db, a.b)))
     both, unmatched = compare(da, db)

@@ -7,7 +7,7 @@
 
 Features: ``observation.images.front``/``.wrist`` (3, S, S), ``observation.state`` and ``action`` (6, LeRobot units).
 Normalisation statistics:
-- state and action: from ``--dataset DIR`` (a v3 demo dataset from ``python -m leisaac_tasks.generate``; LeRobot's
+- state and action: from ``--dataset DIR`` (a v3 demo dataset from ``chefmate-generate``; LeRobot's
   own meta/stats.json), or else neutral ones from the joint limits in ``leisaac_tasks.units``: min/max = the limits,
   mean = their midpoint, std = range / sqrt(12), the spread of a uniform draw over the range;
 - images: ImageNet's mean and std, as ``lerobot-train`` uses by default (``dataset.use_imagenet_stats``).
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from leisaac_tasks.demos.dataset import CAMERAS, DatasetError, check_dataset
+from leisaac_tasks.dataset import CAMERAS, DatasetError, check_dataset
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, sim_to_lerobot
 from policies.lerobot_hub import (ACTION_KEY, IMAGE_PREFIX, STATE_KEY, HubNeed, LeRobotLoadError, config_hub_needs,
                                   localise)
@@ -64,7 +64,7 @@ def dataset_joint_stats(root: Path) -> dict[str, dict[str, np.ndarray]]:
     """State and action statistics of a demo dataset, as LeRobot computed them when it wrote meta/stats.json."""
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
-    from leisaac_tasks.demos.v3_files import check_demo_features
+    from leisaac_tasks.v3_files import check_demo_features
 
     info = check_dataset(root)
     check_demo_features(root, info, "lerobot init")
@@ -72,7 +72,7 @@ def dataset_joint_stats(root: Path) -> dict[str, dict[str, np.ndarray]]:
     missing = [k for k in (STATE_KEY, ACTION_KEY) if k not in stats]
     if missing:
         raise DatasetError(f"{root}/meta/stats.json has no statistics for {', '.join(missing)}; regenerate the "
-                           f"dataset with `python -m leisaac_tasks.generate`")
+                           f"dataset with `chefmate-generate`")
     return {k: {s: np.asarray(v) for s, v in stats[k].items()} for k in (STATE_KEY, ACTION_KEY)}
 
 

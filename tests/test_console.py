@@ -152,12 +152,12 @@ NOISE = ("libx264", "x264 -", "using cpu capabilities", "Map:", "UserWarning", "
 
 def test_readme_demo_commands_show_progress_and_results_not_library_chatter(tmp_path, capfd):
     """generate, then export_gr00t and necessity on its output, as the README runs them."""
-    from leisaac_tasks.demos.export_gr00t import main as export_main
-    from leisaac_tasks.demos.necessity import main as necessity_main
-    from leisaac_tasks.demos.necessity import report_for
+    from training.demos.export_gr00t import main as export_main
+    from training.demos.necessity import main as necessity_main
+    from training.demos.necessity import report_for
 
     out = tmp_path / "g"
-    done = _run(["-m", "leisaac_tasks.generate", "--recipe", "seed", "--episodes", "1", "--image-size", "32",
+    done = _run(["-m", "training.demos.generate", "--recipe", "seed", "--episodes", "1", "--image-size", "32",
                  "--out", str(out)], ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     for noise in NOISE:

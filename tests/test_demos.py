@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from leisaac_tasks.demos.dataset import JOURNAL, DatasetError, load_dataset, read_journal
-from leisaac_tasks.demos.generate import GenerateConfig, generate, main
-from leisaac_tasks.demos.necessity import report_for
+from leisaac_tasks.dataset import JOURNAL, DatasetError, load_dataset, read_journal
+from training.demos.generate import GenerateConfig, generate, main
+from training.demos.necessity import report_for
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.units import MOTOR_KEYS, lerobot_to_sim
 
@@ -143,7 +143,7 @@ def test_corrupted_parquet_is_reported_and_left_alone(generated, tmp_path, capsy
 
 def test_a_discarded_longer_attempt_leaves_no_frames_in_the_next_video(tmp_path):
     """A rejected attempt's staged frames must not leak into the next kept episode (same episode index)."""
-    from leisaac_tasks.demos.dataset import Attempt, DemoWriter
+    from leisaac_tasks.dataset import Attempt, DemoWriter
 
     def record(writer: DemoWriter, frames: int, grey: int) -> None:
         for _ in range(frames):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from leisaac_tasks.demos.generate import GenerateConfig, generate
+from training.demos.generate import GenerateConfig, generate
 from training.diagnose import (DiagnoseConfig, Frame, behaviour_section, diagnose, linear_probe_accuracy,
                                rendered_frames)
 from policies.registry import make_policy

@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leisaac_tasks.demos.dataset import JOURNAL, Attempt, DatasetError, DemoWriter
-from leisaac_tasks.demos.export_gr00t import export_gr00t, main
+from leisaac_tasks.dataset import JOURNAL, Attempt, DatasetError, DemoWriter
+from training.demos.export_gr00t import export_gr00t, main
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, MOTOR_KEYS, sim_to_lerobot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -279,7 +279,7 @@ def test_truncated_parquet_is_one_clear_error_and_no_output(source, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(DatasetError, match="corrupted"):
         export_gr00t(src, out)
-    run = subprocess.run([sys.executable, "-m", "leisaac_tasks.export_gr00t", str(src), str(out)],
+    run = subprocess.run([sys.executable, "-m", "training.demos.export_gr00t", str(src), str(out)],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith("error:") and "Traceback" not in run.stderr and str(victim) in run.stderr
@@ -350,7 +350,7 @@ def test_float32_frame_times_are_a_hair_early_without_the_fix():
     """Why the export writes its own stamps: float32(i/30) falls below i/30 for a large share of rows."""
     from fractions import Fraction
 
-    from leisaac_tasks.demos.export_gr00t import played_at_timestamps
+    from training.demos.export_gr00t import played_at_timestamps
 
     naive = (np.arange(600) / 30).astype(np.float32)
     early = sum(Fraction(float(t)) < Fraction(i, 30) for i, t in enumerate(naive))

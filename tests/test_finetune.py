@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from leisaac_tasks.demos.generate import GenerateConfig, generate
+from training.demos.generate import GenerateConfig, generate
 from policies.vla.model import VLA
 from policies.vla.tuning import TuneConfig
 from training.data import DemoData, TrainingWindows, collate

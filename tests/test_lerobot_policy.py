@@ -13,7 +13,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from eval.run_matrix import MatrixConfig, main as run_matrix_main, run
-from leisaac_tasks.demos.dataset import Attempt, DemoWriter
+from leisaac_tasks.dataset import Attempt, DemoWriter
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import Scenario
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, sim_to_lerobot

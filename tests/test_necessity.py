@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from leisaac_tasks.demos.dataset import JOURNAL, Attempt
-from leisaac_tasks.demos.necessity import (REDUNDANT_BITS, Record, analyse, behaviour_from_label,
+from leisaac_tasks.dataset import JOURNAL, Attempt
+from training.demos.necessity import (REDUNDANT_BITS, Record, analyse, behaviour_from_label,
                                            conditional_entropy, entropy, load_records, main, scene_only_accuracy)
-from leisaac_tasks.demos.recipes import RECIPES
+from training.demos.recipes import RECIPES
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
 
 CHEESE = "pick up the yellow cheese and put it into the white plate"

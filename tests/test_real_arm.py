@@ -87,7 +87,7 @@ def test_normalized_and_degrees_match_lerobots_own_bus_formulas():
     from lerobot.motors import Motor, MotorCalibration, MotorNormMode
     from lerobot.motors.feetech import FeetechMotorsBus
 
-    from leisaac_tasks.teleop.virtual_servos import PhysicalLeader
+    from training.teleop.virtual_servos import PhysicalLeader
 
     cal = {n: MotorCalibration(**c) for n, c in PhysicalLeader().calibration().items()}
     spans = calibration_spans(cal)
@@ -464,7 +464,7 @@ def test_serial_loss_mid_trial_is_a_robot_error_and_keeps_earlier_rows(tmp_path)
 # --- the operator-guided grid, end to end ----------------------------------------------------------------------------
 def test_operator_guided_grid_end_to_end_with_quit_and_resume(tmp_path):
     from eval.report import write_report
-    from leisaac_tasks.demos.dataset import load_dataset, read_journal
+    from leisaac_tasks.dataset import load_dataset, read_journal
 
     out = tmp_path / "run"
     argv = ["--robot", "sim_so101", "--policies", "expert", "--scenarios", "H,-;-,H", "--max-steps", "20",

@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from leisaac_tasks.demos.dataset import Attempt, DatasetError, DemoWriter, load_dataset
+from leisaac_tasks.dataset import Attempt, DatasetError, DemoWriter, load_dataset
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, sim_to_lerobot
 from policies.vla.normalize import NormStats
 from training.data import (DemoData, Episode, TrainingWindows, collate, compute_norm_stats,

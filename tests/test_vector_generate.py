@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from leisaac_tasks.demos.dataset import load_dataset, read_journal
-from leisaac_tasks.demos.generate import GenerateConfig, generate, main
-from leisaac_tasks.demos.vector_generate import AttemptScheduler
+from leisaac_tasks.dataset import load_dataset, read_journal
+from training.demos.generate import GenerateConfig, generate, main
+from training.demos.vector_generate import AttemptScheduler
 
 SIZE = 32
 # Two cells, so the cell of each attempt depends on the earlier ones' results. With this seed and step limit the

@@ -1,6 +1,6 @@
 """chefmate-bench: speed figures as records in reports/benchmarks.json ({name, value, unit, machine, date, command}).
 
-    chefmate-bench                  # the embedded backend on this machine (eval/bench.py's table), plus cpu_* records
+    chefmate-bench                  # the embedded backend on this machine (training/embedded_bench.py's table), plus cpu_* records
     chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput, fine-tuning steps/s (eager and
                                     # --compile), and 8 concurrent fine-tunes against one
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gpu", action="store_true", help="the GPU figures (needs CUDA)")
     p.add_argument("--concurrent", type=int, default=8, help="fine-tunes run at once for the speedup figure")
-    p.add_argument("--table", action="store_true", help="also print eval/bench.py's embedded-backend table")
+    p.add_argument("--table", action="store_true", help="also print training/embedded_bench.py's embedded-backend table")
     p.add_argument("--one-finetune", type=int, help=argparse.SUPPRESS)  # a child of the concurrency figure
     a = p.parse_args(argv)
     if a.one_finetune:
@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in records:
         print(f"{r['name']}: {r['value']:,} {r['unit']} ({r['machine']})")
     if a.table:
-        from eval.bench import main as table
+        from training.embedded_bench import main as table
 
-        sys.argv = ["eval/bench.py"]
+        sys.argv = ["training/embedded_bench.py"]
         table()
     return 0
 

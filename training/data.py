@@ -2,7 +2,7 @@
 
 Training also runs on a GPU machine without LeRobot or the Hugging Face libraries, so this module reads the v3
 files itself: parquet through pyarrow, the concatenated mp4 files through PyAV (via the episode cutter of
-``leisaac_tasks.demos.export_gr00t``). It runs without lerobot, datasets, huggingface_hub, pandas, torchvision,
+``training.demos.export_gr00t``). It runs without lerobot, datasets, huggingface_hub, pandas, torchvision,
 mujoco or the simulator (a test blocks them all). Note that ``import leisaac_tasks`` imports gymnasium, to
 register the env ids, so gymnasium (and farama-notifications) must be there too.
 
@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from leisaac_tasks.demos.dataset import CAMERAS, DatasetError, check_dataset
-from leisaac_tasks.demos.v3_files import (STATE_DIM, VIDEO_KEYS, check_demo_features, episode_frames, read_parquet,
+from leisaac_tasks.dataset import CAMERAS, DatasetError, check_dataset
+from leisaac_tasks.v3_files import (STATE_DIM, VIDEO_KEYS, check_demo_features, episode_frames, read_parquet,
                                           source_episodes, width_height)
 from policies.vla.normalize import ARM_DIMS, NormStats
 

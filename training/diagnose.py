@@ -94,7 +94,7 @@ def rendered_frames(cameras: tuple[str, ...], image_size: int, seeds: int) -> li
 def dataset_frames(roots: tuple[Path, ...], image_size: int, limit: int) -> list[Frame]:
     """First frames of the datasets' episodes (where the choice is made), evenly over the mixture; each with the
     scene its journal recorded, so the oracle knows which instruction pairs ask for different things."""
-    from leisaac_tasks.demos.necessity import load_records
+    from training.demos.necessity import load_records
     from training.data import DemoData
 
     data = DemoData(list(roots), image_size=image_size)
@@ -231,7 +231,7 @@ def representation_section(model, frames: list[Frame]) -> Representation:
 
 # --- data and configuration ---------------------------------------------------------------------------------------
 def data_section(datasets: tuple[Path, ...]) -> dict[str, Any]:
-    from leisaac_tasks.demos.necessity import report_for
+    from training.demos.necessity import report_for
 
     report = report_for(list(datasets))
     return {"datasets": [str(d) for d in datasets], "language_redundant": report.redundant,

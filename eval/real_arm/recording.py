@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from eval.runner import Episode
-from leisaac_tasks.demos.dataset import Attempt, DemoWriter
+from leisaac_tasks.dataset import Attempt, DemoWriter
 from leisaac_tasks.outcomes import EpisodeOutcome
 
 

@@ -51,7 +51,7 @@ def hierarchical(values: list[MetricValue], n_boot: int = N_BOOT, seed: int = 0)
 
 def covered_pairs(recipe: str) -> set[tuple[str, str]]:
     """The (scenario label, instruction) pairs a recipe's demos show."""
-    from leisaac_tasks.demos.recipes import get_recipe
+    from training.demos.recipes import get_recipe
 
     return {(c.scenario.label, c.instruction.text) for plan in get_recipe(recipe).datasets for c in plan.cells}
 

@@ -33,7 +33,7 @@ def _threads(cpus: float) -> None:
 
 
 def unit_demos(spec: StudySpec, name: str, folder: Path) -> dict:
-    from leisaac_tasks.demos.generate import GenerateConfig, generate
+    from training.demos.generate import GenerateConfig, generate
 
     _threads(spec.resources.cpus_per_task)
     data = next(d for d in spec.data if d.name == name)

@@ -136,7 +136,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 
 def parse_spec(raw: Any, source: str = "spec") -> StudySpec:
-    from leisaac_tasks.demos.recipes import RECIPES
+    from training.demos.recipes import RECIPES
     from policies.vla.config import PRESETS
 
     if not isinstance(raw, dict):

@@ -1,14 +1,14 @@
 """Scripted demo generation: run the language-following expert over a recipe's cells, keep the successes.
 
-    python -m leisaac_tasks.generate --recipe seed --episodes 50 --out datasets/seed
-    python -m leisaac_tasks.generate --recipe seed --episodes 80 --out datasets/seed --resume   # add 30 more
-    python -m leisaac_tasks.generate --recipe seed --episodes 500 --out datasets/seed --backend isaaclab --num-envs 256
+    chefmate-generate --recipe seed --episodes 50 --out datasets/seed
+    chefmate-generate --recipe seed --episodes 80 --out datasets/seed --resume   # add 30 more
+    chefmate-generate --recipe seed --episodes 500 --out datasets/seed --backend isaaclab --num-envs 256
 
 Each attempt draws a fresh layout (the spec's jitter) and a noisy expert (speed, approach height, grasp height,
 gripper timing), records every control step, and is judged by eval's oracle; only demos the oracle accepts are
 kept. Attempt k of a dataset always uses layout seed ``--seed + k``, so runs replay and resume exactly.
 With ``--num-envs N`` (or ``--backend isaaclab``) attempts run N at a time on a vectorized backend
-(leisaac_tasks/demos/vector_generate.py) and the datasets and journals come out the same.
+(training/demos/vector_generate.py) and the datasets and journals come out the same.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
-from leisaac_tasks.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
+from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
                                           out_of_attempts, tally_journal)
-from leisaac_tasks.demos.dataset import CAMERAS, Attempt, DatasetError, DemoWriter, load_dataset
-from leisaac_tasks.demos.recipes import Cell, DatasetPlan, RecipeError, RECIPES, get_recipe
+from leisaac_tasks.dataset import CAMERAS, Attempt, DatasetError, DemoWriter, load_dataset
+from training.demos.recipes import Cell, DatasetPlan, RecipeError, RECIPES, get_recipe
 from leisaac_tasks.env import SandwichEnv
 from policies.scripted import ScriptedExpert
 
@@ -97,7 +97,7 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> list[DatasetTally]:
 def _generate(cfg: GenerateConfig, progress: bool) -> list[DatasetTally]:
     recipe = get_recipe(cfg.recipe)
     if cfg.vectorized:
-        from leisaac_tasks.demos.vector_generate import generate_dataset_vectorized
+        from training.demos.vector_generate import generate_dataset_vectorized
         from leisaac_tasks.vec_env import make_vec_env
 
         try:
@@ -126,7 +126,7 @@ def _generate(cfg: GenerateConfig, progress: bool) -> list[DatasetTally]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m leisaac_tasks.generate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="chefmate-generate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", required=True, help=f"one of: {', '.join(RECIPES)}")
     parser.add_argument("--out", type=Path, required=True, help="output folder (one dataset per recipe part)")
@@ -158,3 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {datasets} and {cfg.out / 'generation.json'} (the rejected cells); library messages in "
           f"{cfg.out / LIBRARIES_LOG}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

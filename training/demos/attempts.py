@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from eval import oracle
-from leisaac_tasks.demos.dataset import Attempt, DatasetError, read_journal
-from leisaac_tasks.demos.recipes import Cell, RecipeError, get_recipe
+from leisaac_tasks.dataset import Attempt, DatasetError, read_journal
+from training.demos.recipes import Cell, RecipeError, get_recipe
 from leisaac_tasks.outcomes import EpisodeOutcome
 
 

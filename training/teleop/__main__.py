@@ -1,8 +1,8 @@
 """Record teleoperated demos of the sandwich task into a LeRobot dataset.
 
-    python -m leisaac_tasks.teleop --device keyboard --out datasets/teleop --scenario H,H \\
+    python -m training.teleop --device keyboard --out datasets/teleop --scenario H,H \\
         --instruction "pick up the yellow cheese and put it into the white plate"
-    python -m leisaac_tasks.teleop --device leader --port /dev/ttyACM0 --out datasets/teleop --resume
+    python -m training.teleop --device leader --port /dev/ttyACM0 --out datasets/teleop --resume
     chefmate-teleop --device keyboard --keys session.keys --no-view --out datasets/replay   # headless, from a file
     chefmate-teleop --device leader --joints pick.joints --keys marks.keys --no-view --out datasets/replay
 
@@ -18,17 +18,17 @@ import sys
 from pathlib import Path
 
 from leisaac_tasks.console import quiet_libraries
-from leisaac_tasks.demos.dataset import DatasetError, DemoWriter
+from leisaac_tasks.dataset import DatasetError, DemoWriter
 from leisaac_tasks.env import CHEESE_INSTRUCTION
 from leisaac_tasks.scenarios import Scenario
-from leisaac_tasks.teleop.session import SessionConfig, TeleopError, TeleopSession
+from training.teleop.session import SessionConfig, TeleopError, TeleopSession
 
 DEVICES = ("keyboard", "leader")
 SEED_SPAN = 100_000  # more layouts than anyone will teleoperate in one sitting
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m leisaac_tasks.teleop", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m training.teleop", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", required=True, choices=DEVICES)
     p.add_argument("--port", help="leader arm serial port, e.g. /dev/ttyACM0 (required with --device leader)")
@@ -64,7 +64,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.joints is not None:
         if args.device != "leader":
             raise TeleopError("--joints replays a leader arm; use it with --device leader")
-        from leisaac_tasks.teleop.leader import read_joint_stream
+        from training.teleop.leader import read_joint_stream
 
         try:
             read_joint_stream(args.joints)
@@ -88,7 +88,7 @@ def validate(args: argparse.Namespace) -> None:
         raise TeleopError(f"--pos-step must be in (0, 0.05] metres, got {args.pos_step}")
     if args.out.exists() and not args.resume:
         raise TeleopError(f"{args.out} already exists; pass --resume to add to it, or choose another --out")
-    from leisaac_tasks.teleop.keyboard import PynputKeySource, read_key_script
+    from training.teleop.keyboard import PynputKeySource, read_key_script
 
     if args.keys is not None:
         try:
@@ -100,14 +100,14 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def make_device(args: argparse.Namespace):
-    from leisaac_tasks.teleop.keyboard import read_key_script
+    from training.teleop.keyboard import read_key_script
 
     keys = read_key_script(args.keys) if args.keys is not None else None
     if args.device == "keyboard":
-        from leisaac_tasks.teleop.keyboard import KeyboardConfig, KeyboardTeleop
+        from training.teleop.keyboard import KeyboardConfig, KeyboardTeleop
 
         return KeyboardTeleop(KeyboardConfig(pos_step=args.pos_step), keys)
-    from leisaac_tasks.teleop.leader import LeaderArmTeleop, LeaderConfig, RecordedLeader, read_joint_stream
+    from training.teleop.leader import LeaderArmTeleop, LeaderConfig, RecordedLeader, read_joint_stream
 
     if args.joints is not None:
         return RecordedLeader(read_joint_stream(args.joints), keys)

@@ -30,7 +30,7 @@ import numpy as np
 
 from leisaac_tasks.kinematics import ARM_JOINTS, CLOSING_AXIS_LOCAL, SO101Kinematics
 from leisaac_tasks.spec import RobotSpec
-from leisaac_tasks.teleop.session import TeleopError
+from training.teleop.session import TeleopError
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW
 from policies.motion import MotionConfig
 

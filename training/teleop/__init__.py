@@ -1,5 +1,5 @@
 """Human demonstrations in the sim: a keyboard or an SO-101 leader arm drives the follower, episodes go to a
-LeRobot dataset. ``python -m leisaac_tasks.teleop --help`` for the command line.
+LeRobot dataset. ``python -m training.teleop --help`` for the command line.
 
 - ``session``: the device-neutral recording loop (start / success / failure / quit marks, live view).
 - ``keyboard``: key input (pynput or a scripted stream) and end-effector control by IK.

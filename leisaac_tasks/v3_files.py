@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from leisaac_tasks.demos.dataset import CAMERAS, DatasetError
+from leisaac_tasks.dataset import CAMERAS, DatasetError
 
 VIDEO_KEYS: tuple[str, ...] = tuple(f"observation.images.{cam}" for cam in CAMERAS)
 STATE_DIM = 6  # 5 SO-101 joints + gripper
@@ -81,7 +81,7 @@ def check_demo_features(root: Path, info: dict[str, Any], reader: str) -> None:
     6-vector state and action. ``reader`` names the consumer in the message ("training", "the GR00T export")."""
     if info.get("codebase_version") != "v3.0":
         raise DatasetError(f"{root} is LeRobot {info.get('codebase_version')}, not v3.0; {reader} reads the "
-                           f"datasets written by `python -m leisaac_tasks.generate`")
+                           f"datasets written by `chefmate-generate`")
     feats = info.get("features", {})
     for key in VIDEO_KEYS:
         ft = feats.get(key)
@@ -89,14 +89,14 @@ def check_demo_features(root: Path, info: dict[str, Any], reader: str) -> None:
             found = "missing" if ft is None else f"a {ft.get('dtype')} feature of shape {tuple(ft.get('shape', ()))}"
             raise DatasetError(f"{root}: {key} is {found}; {reader} needs RGB video from both cameras "
                                f"({', '.join(VIDEO_KEYS)}). Record the dataset with both cameras "
-                               f"(`python -m leisaac_tasks.generate` does) or leave it out")
+                               f"(`chefmate-generate` does) or leave it out")
     for key in ("observation.state", "action"):
         ft = feats.get(key)
         if ft is None or tuple(ft.get("shape", ())) != (STATE_DIM,):
             found = "missing" if ft is None else f"of shape {tuple(ft.get('shape', ()))}"
             raise DatasetError(f"{root}: {key} is {found}, {reader} needs a {STATE_DIM}-vector (5 SO-101 joints in "
                                f"degrees + gripper 0-100). Regenerate the dataset with `python -m "
-                               f"leisaac_tasks.generate` or leave it out")
+                               f"chefmate-generate` or leave it out")
 
 
 def _is_rgb(feature: dict[str, Any]) -> bool:

@@ -18,8 +18,8 @@ module splits them back out::
 The export is built in a hidden folder next to the output and renamed into place at the end, so an interrupted or
 failed export never leaves a half-written dataset at the output path.
 
-    python -m leisaac_tasks.export_gr00t datasets/dis/disambiguating exports/dis_gr00t
-    python -m leisaac_tasks.export_gr00t datasets/seed/cheese exports/cheese_gr00t --overwrite   # redo an export
+    chefmate-export-gr00t datasets/dis/disambiguating exports/dis_gr00t
+    chefmate-export-gr00t datasets/seed/cheese exports/cheese_gr00t --overwrite   # redo an export
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from leisaac_tasks.console import quiet_libraries
-from leisaac_tasks.demos.dataset import CAMERAS, JOURNAL, DatasetError, check_dataset  # CAMERAS = so100_dualcam's
-from leisaac_tasks.demos.v3_files import (check_demo_features, episode_frames, read_parquet, source_episodes,
+from leisaac_tasks.dataset import CAMERAS, JOURNAL, DatasetError, check_dataset  # CAMERAS = so100_dualcam's
+from leisaac_tasks.v3_files import (check_demo_features, episode_frames, read_parquet, source_episodes,
                                           source_tasks, width_height)
 
 V21_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
@@ -287,7 +287,7 @@ def export_gr00t(src: Path, out: Path, overwrite: bool = False, cfg: EncodeConfi
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m leisaac_tasks.export_gr00t", description=__doc__,
+    parser = argparse.ArgumentParser(prog="chefmate-export-gr00t", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", type=Path, help="a LeRobot v3.0 demo dataset folder")
     parser.add_argument("out", type=Path, help="the folder to create (GR00T LeRobot v2.1)")
@@ -303,3 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {result.out}/: {result.episodes} episodes, {result.frames} frames "
           f"(Isaac-GR00T: --dataset-path {result.out} --data-config so100_dualcam)")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

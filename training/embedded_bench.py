@@ -1,7 +1,7 @@
 """Speed benchmark for the embedded backend: env steps/s with and without cameras, grid episodes/min, and
 scripted demo generation (frames/s, demos/min, dataset size per 100 demos).
 
-    python eval/bench.py                 # prints a markdown table; paste it into reports/benchmarks.md
+    python -m training.embedded_bench                 # prints a markdown table; paste it into reports/benchmarks.md
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.run_matrix import MatrixConfig, run
-from leisaac_tasks.demos.generate import GenerateConfig, generate
+from training.demos.generate import GenerateConfig, generate
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import SEED_SCENARIOS
 

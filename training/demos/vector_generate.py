@@ -9,7 +9,7 @@ with it), so finished items are held, frames and all, until the writer reaches t
 attempt order exactly as the one-env run writes them. Items that can no longer be needed are cancelled, and
 guesses that turn out wrong only cost env time, never change the output.
 
-    python -m leisaac_tasks.generate --recipe all --episodes 300 --out datasets/all --backend isaaclab --num-envs 256
+    chefmate-generate --recipe all --episodes 300 --out datasets/all --backend isaaclab --num-envs 256
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import numpy as np
 from tqdm import tqdm
 
 from eval.vector_runner import PerEnvActor
-from leisaac_tasks.demos.dataset import Attempt, DemoWriter
-from leisaac_tasks.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
+from leisaac_tasks.dataset import Attempt, DemoWriter
+from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
                                           out_of_attempts, tally_journal)
-from leisaac_tasks.demos.recipes import DatasetPlan
+from training.demos.recipes import DatasetPlan
 from leisaac_tasks.spec import DEFAULT_SCENE
 from leisaac_tasks.vec_env import VecSandwichEnv
 from policies.scripted import ScriptedExpert

@@ -97,7 +97,7 @@ def check_dataset(root: Path) -> dict[str, Any]:
     info_path = root / "meta" / "info.json"
     if not info_path.exists():
         raise DatasetError(f"{root} is not a LeRobot dataset (no meta/info.json); point at a dataset folder "
-                           f"written by `python -m leisaac_tasks.generate`")
+                           f"written by `chefmate-generate`")
     info = json.loads(info_path.read_text())
     rows: dict[str, int] = {}
     for part in ("data", "meta/episodes"):

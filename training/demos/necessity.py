@@ -12,9 +12,9 @@ and the trained policy will too. This module measures that from the datasets' jo
 
 The core (``analyse``) works on plain ``Record``s; ``load_records`` builds them from one or more dataset folders.
 
-    python -m leisaac_tasks.necessity DATASET [DATASET ...] [--out report.md] [--json report.json]
+    chefmate-necessity DATASET [DATASET ...] [--out report.md] [--json report.json]
                                       [--fail-if-redundant]
-    python -m leisaac_tasks.necessity datasets/seed/cheese datasets/seed/bread --out report.md
+    chefmate-necessity datasets/seed/cheese datasets/seed/bread --out report.md
 
 Exit status: 0, or 3 with --fail-if-redundant when the data is language-redundant, or 2 on unusable input.
 """
@@ -32,7 +32,7 @@ from typing import Hashable, Sequence
 
 from tqdm import tqdm
 
-from leisaac_tasks.demos.dataset import JOURNAL, Attempt, DatasetError, check_dataset, read_journal
+from leisaac_tasks.dataset import JOURNAL, Attempt, DatasetError, check_dataset, read_journal
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
 from leisaac_tasks.scenarios import INGREDIENTS, SEED_SCENARIOS, Scenario
 
@@ -396,7 +396,7 @@ def load_records(roots: Sequence[Path], progress: bool = False) -> tuple[list[Re
     for root in tqdm(list(map(Path, roots)), desc="reading journals", unit="dataset", disable=not progress):
         if not root.is_dir():
             raise DatasetError(f"{root} is not a folder; pass a dataset folder written by "
-                               f"`python -m leisaac_tasks.generate`")
+                               f"`chefmate-generate`")
         if root.resolve() in seen:
             raise DatasetError(f"{root} is listed twice; its episodes would count double. List it once")
         seen.add(root.resolve())
@@ -437,7 +437,7 @@ def report_for(roots: Sequence[Path], progress: bool = False) -> NecessityReport
 
 # --- CLI --------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m leisaac_tasks.necessity", description=__doc__,
+    p = argparse.ArgumentParser(prog="chefmate-necessity", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("datasets", nargs="+", type=Path, help="dataset folders; several are analysed as one mixture")
     p.add_argument("--out", type=Path, help="write the markdown report here (default: print it)")
