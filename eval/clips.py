@@ -15,7 +15,6 @@ from eval.runner import Episode, run_episode
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.scenarios import Scenario
-from policies.base import is_language_blind
 from policies.registry import make_policy
 
 CLIP_CAMERA = "front"
@@ -108,12 +107,12 @@ def record_clips(spec: str, rows: pd.DataFrame, image_size: int, cfg: ClipConfig
         return PolicyClips(note="no episodes to replay")
     try:
         policy = make_policy(spec)
-        env = SandwichEnv(backend=str(rows["backend"].iat[0]), cameras=tuple(policy.cameras),
-                          image_size=image_size if policy.cameras else cfg.size)
+        env = SandwichEnv(backend=str(rows["backend"].iat[0]), cameras=policy.abilities.cameras,
+                          image_size=image_size if policy.abilities.cameras else cfg.size)
     except Exception as exc:  # missing checkpoint, server down, unknown name: the report goes on without clips
         return PolicyClips(note=f"no clips: {spec} could not be rebuilt here "
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
-    result = PolicyClips(language_blind=is_language_blind(policy))
+    result = PolicyClips(language_blind=policy.abilities.language_blind)
     try:
         for row in rows.to_dict("records"):
             recorder = FrameRecorder(env, cfg)

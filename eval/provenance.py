@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from policies.base import Policy, is_language_blind
+from policies.base import Policy
 
 MANIFEST_NAME = "run.json"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +60,9 @@ def environment(argv: list[str]) -> dict[str, Any]:
 
 def policy_spec(policy: Policy) -> dict[str, Any]:
     return {
-        "language_blind": is_language_blind(policy),
-        "privileged": bool(getattr(policy, "privileged", False)),
-        "cameras": list(getattr(policy, "cameras", ())),
+        "language_blind": policy.abilities.language_blind,
+        "privileged": policy.abilities.privileged,
+        "cameras": list(policy.abilities.cameras),
     }
 
 

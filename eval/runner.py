@@ -89,4 +89,4 @@ def episode_row(episode: Episode, backend: str, outcome: EpisodeOutcome, error: 
 
 def policy_cameras(policies: dict[str, Policy]) -> tuple[str, ...]:
     """Render only what some policy reads: the scripted baselines need no images at all."""
-    return tuple(dict.fromkeys(cam for p in policies.values() for cam in p.cameras))
+    return tuple(dict.fromkeys(cam for p in policies.values() for cam in p.abilities.cameras))

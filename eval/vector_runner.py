@@ -47,15 +47,15 @@ class PerEnvActor:
     def __init__(self, name: str, prototype: Policy, pool: Any = None):
         self.name = name
         self.prototype = prototype
-        self.cameras = tuple(prototype.cameras)
+        self.cameras = prototype.abilities.cameras
         self.policies: dict[int, Policy] = {}
-        self.pool = pool if hasattr(prototype, "shared_state") else None
+        self.pool = pool if prototype.abilities.plans_in_pool else None
         self.fresh: dict[int, tuple[str, int]] = {}  # reset, not acted yet: (instruction, seed)
 
     def _policy(self, slot: int) -> Policy:
         if slot not in self.policies:
-            clone = getattr(self.prototype, "clone", None)
-            self.policies[slot] = clone() if clone else make_policy(self.name)
+            clonable = self.prototype.abilities.clonable
+            self.policies[slot] = self.prototype.clone() if clonable else make_policy(self.name)
         return self.policies[slot]
 
     def reset(self, slot: int, instruction: str, seed: int) -> None:
@@ -118,7 +118,7 @@ class BatchedActor:
 
     def __init__(self, policy: Any):
         self.policy = policy
-        self.cameras = tuple(policy.cameras)
+        self.cameras = policy.abilities.cameras
 
     def reset(self, slot: int, instruction: str, seed: int) -> None:
         self.policy.reset_slot(slot, instruction, seed)
@@ -135,9 +135,9 @@ class BatchedActor:
 
 def make_actor(name: str, pool: Any = None, policy: Policy | None = None) -> PerEnvActor | BatchedActor:
     policy = policy or make_policy(name)
-    if hasattr(policy, "act_batch"):
+    if policy.abilities.batched:
         return BatchedActor(policy)
-    if getattr(policy, "uses_global_torch_rng", False):
+    if policy.abilities.global_torch_rng:
         raise ValueError(f"{name} draws its noise from torch's global generator, so envs sharing one process would "
                          f"change each other's episodes; run it with --workers N instead of --num-envs")
     return PerEnvActor(name, policy, pool)
@@ -166,7 +166,7 @@ def run_vectorized(cfg: "MatrixConfig", episodes: list[Episode], append: Callabl
     prototypes = {name: (policies or {}).get(name) or make_policy(name) for name in names}
     with contextlib.ExitStack() as stack:
         pool = None
-        if plan_workers > 1 and any(hasattr(p, "shared_state") for p in prototypes.values()):
+        if plan_workers > 1 and any(p.abilities.plans_in_pool for p in prototypes.values()):
             # spawn, not fork: the parent may hold a CUDA context and warp threads
             pool = stack.enter_context(mp.get_context("spawn").Pool(plan_workers))
         actors = {name: make_actor(name, pool, prototypes[name]) for name in names}

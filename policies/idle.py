@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from policies.base import Abilities
 from policies.motion import MotionConfig
 
 
 class IdlePolicy:
     name = "idle"
-    cameras: tuple[str, ...] = ()
-    privileged = False
-    language_blind = True  # a control: every language metric must read 0 for it
+    abilities = Abilities(language_blind=True, clonable=True)  # a control: every language metric must read 0
 
     def __init__(self, hold_steps: int = MotionConfig().idle_hold_steps):
         self.hold_steps = hold_steps  # as long as the expert holds when it refuses, so both end alike

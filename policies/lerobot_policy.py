@@ -25,7 +25,7 @@ import numpy as np
 
 from leisaac_tasks.spec import DEFAULT_SCENE
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, lerobot_to_sim, sim_to_lerobot
-from policies.base import PolicyError
+from policies.base import Abilities, PolicyError
 from policies.lerobot_hub import (IMAGE_PREFIX, STATE_KEY, ACTION_KEY, ROBOT_TYPE, LANGUAGE_BLIND_TYPES,
                                   SPEC_OPTIONS, LeRobotLoadError, config_hub_needs, processor_hub_needs, localise)
 
@@ -77,10 +77,6 @@ class LeRobotPolicy:
     """A LeRobot pretrained policy. The action queue and any sampling noise are LeRobot's own; ``reset`` clears the
     queue and seeds torch from the episode seed, so an episode replays exactly."""
 
-    privileged = False
-    # LeRobot samples noise from torch's global generator (no generator argument), so two of these stepping
-    # in one process would change each other's episodes: the vectorized runner refuses them.
-    uses_global_torch_rng = True
 
     @classmethod
     def from_spec(cls, arg: str, **kwargs: Any) -> "LeRobotPolicy":
@@ -112,9 +108,12 @@ class LeRobotPolicy:
                 raise LeRobotLoadError(f"{spec}: {feature} is {'missing' if found is None else tuple(found.shape)}, "
                                        f"the SO-101 needs a 6-vector (5 joints in degrees + gripper 0-100); train "
                                        f"on an SO-101 dataset")
-        self.cameras = observation_cameras(cfg.input_features, spec)
-        self.image_shapes = {cam: tuple(cfg.input_features[IMAGE_PREFIX + cam].shape) for cam in self.cameras}
-        self.language_blind = cfg.type in LANGUAGE_BLIND_TYPES
+        # LeRobot samples noise from torch's global generator (no generator argument), so two of these stepping
+        # in one process would change each other's episodes: the vectorized runner refuses them.
+        self.abilities = Abilities(cameras=observation_cameras(cfg.input_features, spec),
+                                   language_blind=cfg.type in LANGUAGE_BLIND_TYPES, global_torch_rng=True)
+        self.image_shapes = {cam: tuple(cfg.input_features[IMAGE_PREFIX + cam].shape)
+                             for cam in self.abilities.cameras}
 
         models_flag = f"'lerobot:{self.checkpoint}?models=MODELS'"
         fields, overrides = localise(config_hub_needs(cfg) + processor_hub_needs(self.checkpoint), models,
@@ -150,7 +149,7 @@ class LeRobotPolicy:
         from lerobot.policies.utils import prepare_observation_for_inference
 
         frame: dict[str, np.ndarray] = {}
-        for cam in self.cameras:
+        for cam in self.abilities.cameras:
             _, height, width = self.image_shapes[cam]
             image = observation[cam]
             if image.shape[:2] != (height, width):

@@ -16,6 +16,7 @@ import numpy as np
 from leisaac_tasks.kinematics import SO101Kinematics
 from leisaac_tasks.scenarios import INGREDIENTS
 from leisaac_tasks.spec import DEFAULT_SCENE, SceneSpec
+from policies.base import Abilities
 from policies.instruction_parser import parse_instruction
 from policies.motion import MotionConfig, TrajectoryBuilder, plan_pick_place
 
@@ -23,9 +24,8 @@ _ON_PLATE_MAX_Z = 0.05  # above this a slice over the plate is being carried, no
 
 
 class _ScriptedPickPlace:
-    cameras: tuple[str, ...] = ()
-    privileged = True
     name = "scripted"
+    abilities = Abilities(privileged=True, clonable=True, plans_in_pool=True)
 
     def __init__(self, spec: SceneSpec = DEFAULT_SCENE, motion: MotionConfig = MotionConfig(), noise: bool = False):
         self.spec = spec
@@ -111,7 +111,8 @@ class ScriptedExpert(_ScriptedPickPlace):
 
 class VisualHeuristic(_ScriptedPickPlace):
     name = "blind"
-    language_blind = True  # a control: its language influence index must be 0
+    # a control: its language influence index must be 0
+    abilities = Abilities(privileged=True, language_blind=True, clonable=True, plans_in_pool=True)
 
     def choose(self, info: dict[str, Any]) -> str | None:
         if any(self.on_plate(info, n) for n in INGREDIENTS):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from eval.run_matrix import main
-from policies.base import PolicyError
+from policies.base import Abilities, PolicyError
 from policies.registry import POLICIES
 
 
 class DownServer:
     """Stands in for a remote policy whose server stopped answering: every action raises PolicyError."""
 
-    name, cameras, privileged, language_blind = "down", (), False, False
+    name, abilities = "down", Abilities()
     calls = 0
 
     def reset(self, instruction: str, seed: int) -> None:

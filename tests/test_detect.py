@@ -36,6 +36,7 @@ from leisaac_tasks.kinematics import SO101Kinematics  # noqa: E402
 from leisaac_tasks.outcomes import Outcome  # noqa: E402
 from leisaac_tasks.scenarios import INGREDIENTS, SEED_SCENARIOS, Scenario  # noqa: E402
 from leisaac_tasks.spec import DEFAULT_SCENE  # noqa: E402
+from policies.base import Abilities  # noqa: E402
 from policies.motion import MotionConfig, TrajectoryBuilder  # noqa: E402
 from policies.registry import make_policy  # noqa: E402
 
@@ -72,7 +73,7 @@ class FilmingEnv(SandwichEnv):
 class LetGo:
     """A scripted baseline whose gripper opens some steps after it has closed: the slice falls mid-carry."""
 
-    cameras, privileged = (), True
+    abilities = Abilities(privileged=True)
 
     def __init__(self, inner: Any):
         self.inner, self.name = inner, inner.name
@@ -100,7 +101,7 @@ class LetGo:
 class Freeze:
     """A scripted baseline that stops mid-motion and holds its pose, as a policy that runs out of time does."""
 
-    cameras, privileged = (), True
+    abilities = Abilities(privileged=True)
 
     def __init__(self, inner: Any):
         self.inner, self.name = inner, inner.name
@@ -128,7 +129,7 @@ class Freeze:
 class Sweep:
     """Drag the closed jaws through the holder or across the plate: slices get pushed or knocked over."""
 
-    name, cameras, privileged = "sweep", (), True
+    name, abilities = "sweep", Abilities(privileged=True)
 
     def __init__(self) -> None:
         self.kin = SO101Kinematics(DEFAULT_SCENE.robot)

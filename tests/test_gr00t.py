@@ -218,7 +218,7 @@ def test_every_cell_round_trips_the_observation_and_matches_the_in_process_vla(s
     port, records = servers["n1.5"].port, servers["records"]
     remote = make_policy(f"gr00t:127.0.0.1:{port}?n_action_steps={CHUNK_STEPS}&timeout_s=30")
     local = VLAPolicy(checkpoint, n_action_steps=CHUNK_STEPS, device="cpu")
-    assert remote.cameras == ("front", "wrist") and not remote.privileged
+    assert remote.abilities.cameras == ("front", "wrist") and not remote.abilities.privileged
     already = set(records.iterdir())
     worst, expected = 0.0, []
     for index, scenario in enumerate(scenario_set()):
@@ -350,7 +350,7 @@ class Recorded:
 
     def __init__(self, policy, before_step=None):
         self.policy, self.before_step = policy, before_step
-        self.name, self.cameras, self.privileged = policy.name, policy.cameras, policy.privileged
+        self.name, self.abilities = policy.name, policy.abilities
         self.actions: list[np.ndarray] = []
         self.requests: list[tuple] = []
 
@@ -634,7 +634,7 @@ class KillServerAt:
 
     def __init__(self, policy, served: Served, step: int):
         self.policy, self.served, self.step = policy, served, step
-        self.name, self.cameras, self.privileged = policy.name, policy.cameras, policy.privileged
+        self.name, self.abilities = policy.name, policy.abilities
         self.steps, self.killed_at = 0, None
 
     def reset(self, instruction: str, seed: int) -> None:

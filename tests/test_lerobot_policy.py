@@ -17,7 +17,6 @@ from leisaac_tasks.dataset import Attempt, DemoWriter
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import Scenario
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, sim_to_lerobot
-from policies.base import is_language_blind
 from policies.lerobot_init import init_policy
 from policies.lerobot_hub import LeRobotLoadError, resolve_hub_copy
 from policies.lerobot_policy import LeRobotPolicy
@@ -92,7 +91,7 @@ def test_act_runs_through_the_matrix(act_dir, tmp_path):
 
 
 def test_act_is_a_language_blind_control_that_uses_its_own_action_queue(act, env, monkeypatch):
-    assert is_language_blind(act) and act.cameras == ("front", "wrist")
+    assert act.abilities.language_blind and act.abilities.cameras == ("front", "wrist")
     chunks = record_calls(monkeypatch, act.model, "predict_action_chunk")
     actions = rollout(env, act, CHEESE, seed=0, steps=12)
     assert len(chunks) == 2  # chunk_size 10 = n_action_steps: steps 0 and 10 predict, the rest pop the queue
@@ -185,7 +184,7 @@ def test_diffusion_from_a_dataset_normalises_with_its_stats_and_replays_by_seed(
         for stat in ("min", "max"):
             np.testing.assert_allclose(saved[f"{key}.{stat}"], stats[key][stat], rtol=1e-6)
     policy = make_policy(f"lerobot:{ckpt}")
-    assert is_language_blind(policy)
+    assert policy.abilities.language_blind
     first, again = (rollout(env, policy, CHEESE, seed=0, steps=5) for _ in range(2))
     other = rollout(env, policy, CHEESE, seed=1, steps=5, scene_seed=0)  # the same scene as seed 0's
     np.testing.assert_array_equal(first, again)

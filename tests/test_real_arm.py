@@ -16,6 +16,7 @@ import serial
 from leisaac_tasks.units import (JOINT_HIGH, JOINT_LOW, JOINT_NAMES, MOTOR_KEYS, TICKS_PER_RAD, calibration_spans,
                                  lerobot_to_sim, mjcf_calibration_ranges, normalized_to_sim, sim_to_lerobot,
                                  sim_to_normalized)
+from policies.base import Abilities
 
 SMALL = ["--image-size", "64", "--reference-size", "64", "--families", "none", "--seeds", "1"]
 
@@ -48,7 +49,7 @@ def main(argv, keys: str = "", **kw) -> int:
 class Hold:
     """A camera-free, non-privileged policy that keeps the arm where it is (and can misbehave on cue)."""
 
-    name, cameras, privileged = "hold", (), False
+    name, abilities = "hold", Abilities()
 
     def __init__(self, target=None, on_step=None):
         self.target, self.on_step = target, on_step

@@ -317,8 +317,8 @@ def _closed_loop(cfg: DiagnoseConfig, log) -> dict[str, Any]:
 
 def diagnose(cfg: DiagnoseConfig, log=print) -> dict[str, Any]:
     policy = make_policy(cfg.policy)
-    model = getattr(policy, "model", None)  # the white-box VLA exposes its model; remote policies don't
-    white_box = model is not None and hasattr(model, "features") and hasattr(model, "tune")
+    white_box = policy.abilities.white_box  # the VLA exposes its model; remote policies don't
+    model = policy.model if white_box else None
     datasets = tuple(cfg.datasets)
     if not datasets and white_box:  # the checkpoint records what it was trained on
         meta = json.loads((Path(cfg.policy.partition(":")[2]) / "config.json").read_text())
@@ -332,10 +332,10 @@ def diagnose(cfg: DiagnoseConfig, log=print) -> dict[str, Any]:
         data["config"] = config_audit(model)
     report["data"] = data or None
     size = model.cfg.image_size if white_box else cfg.image_size
-    frames = dataset_frames(datasets, size, cfg.max_dataset_frames) if datasets and not getattr(
-        policy, "privileged", False) else []
+    frames = dataset_frames(datasets, size, cfg.max_dataset_frames) if datasets and not policy.abilities.privileged \
+        else []
     if len(frames) < 2:  # a scripted policy needs the simulator's poses; one dataset frame is no probe set
-        frames = rendered_frames(tuple(policy.cameras), size, cfg.seeds)
+        frames = rendered_frames(policy.abilities.cameras, size, cfg.seeds)
     log(f"behaviour: counterfactual chunks on {len(frames)} frames")
     beh = behaviour_section(policy, frames, cfg.chunk_steps)
     report["behaviour"] = {**{k: v for k, v in asdict(beh).items() if k != "per_pair"}, "follows": beh.follows}

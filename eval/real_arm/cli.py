@@ -176,7 +176,7 @@ def _run(args, grid, safety: SafetyConfig, command: str, input_stream, robot, po
     for name in grid.policies:
         if name not in policies:
             policies[name] = make_policy(name)
-    privileged = [n for n in grid.policies if getattr(policies[n], "privileged", False)]
+    privileged = [n for n in grid.policies if policies[n].abilities.privileged]
     if privileged and not simulated:
         raise ValueError(f"policy {', '.join(privileged)} reads the simulator's object poses (a sim-only "
                          f"reference); run it with --robot sim_so101, or give the real arm a camera policy "

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from leisaac_tasks.units import lerobot_to_sim, sim_to_lerobot
-from policies.base import PolicyError
+from policies.base import Abilities, PolicyError
 from policies.gr00t.protocol import CAMERAS, Gr00tProtocol, NoiseKey
 from policies.gr00t.transport import Connection, Endpoint
 
@@ -55,8 +55,7 @@ class ServerUnavailable(PolicyError, ValueError):
 class RemoteGr00tPolicy:
     protocol: ClassVar[Gr00tProtocol]
     spec_name: ClassVar[str]  # the registry name: gr00t / gr00t16
-    privileged = False
-    cameras: tuple[str, ...] = CAMERAS
+    abilities = Abilities(cameras=CAMERAS, remote=True)
 
     def __init__(self, config: Gr00tClientConfig | None = None, **overrides: Any):
         self.config = replace(config or Gr00tClientConfig(), **overrides)
@@ -97,11 +96,11 @@ class RemoteGr00tPolicy:
 
     def request_chunk(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """One get_action round trip: (T, 6) absolute targets in LeRobot units."""
-        missing = [cam for cam in self.cameras if cam not in observation]
+        missing = [cam for cam in self.abilities.cameras if cam not in observation]
         if missing:
-            raise PolicyError(f"the observation lacks camera(s) {missing}; render {', '.join(self.cameras)} "
+            raise PolicyError(f"the observation lacks camera(s) {missing}; render {', '.join(self.abilities.cameras)} "
                               f"for the {self.spec_name} policy")
-        frames = {cam: observation[cam] for cam in self.cameras}
+        frames = {cam: observation[cam] for cam in self.abilities.cameras}
         state = sim_to_lerobot(observation["state"])
         noise = NoiseKey(self.seed, self._chunk_index)
         data, extra = self.protocol.encode_observation(frames, state, self.instruction, noise)

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 
 from leisaac_tasks.units import lerobot_to_sim, sim_to_lerobot
+from policies.base import Abilities
 from policies.vla.images import resize_images
 from policies.vla.model import VLA
 from policies.vla.runtime import resolve_device
 
 
 class VLAPolicy:
-    privileged = False
 
     def __init__(self, checkpoint: str | Path | None = None, n_action_steps: int = 8, device: str = "auto"):
         if checkpoint is None:
@@ -28,7 +28,7 @@ class VLAPolicy:
         self.device = resolve_device(device)
         self.model = VLA.load(Path(checkpoint)).to(self.device).eval()
         self.name = f"vla:{Path(checkpoint).name}"
-        self.cameras = self.model.cfg.cameras
+        self.abilities = Abilities(cameras=self.model.cfg.cameras, batched=True, white_box=True)
         self.n_action_steps = min(n_action_steps, self.model.cfg.action_horizon)
         self.instruction = ""
         self._queue: deque[np.ndarray] = deque()
@@ -69,7 +69,7 @@ class VLAPolicy:
         (``slot_needs_observation``), in slot order; the others act from their queues."""
         need = [k for k, s in enumerate(slots) if not self._slots[s][1]]
         if need:
-            batch = model_batch(self.model, {cam: observations[cam] for cam in self.cameras},
+            batch = model_batch(self.model, {cam: observations[cam] for cam in self.abilities.cameras},
                                 sim_to_lerobot(observations["state"]),
                                 [self._slots[slots[k]][0] for k in need], self.device)
             # Each env draws its flow noise from its own generator, as a single episode would.
@@ -82,7 +82,7 @@ class VLAPolicy:
         return np.stack([self._slots[s][1].popleft() for s in slots])
 
     def _batch(self, observation: dict[str, np.ndarray]) -> dict[str, Any]:
-        return model_batch(self.model, {cam: observation[cam][None] for cam in self.cameras},
+        return model_batch(self.model, {cam: observation[cam][None] for cam in self.abilities.cameras},
                            sim_to_lerobot(observation["state"])[None], [self.instruction], self.device)
 
 
