@@ -26,7 +26,7 @@ from eval.report import markdown_summary, write_report
 from eval.results import ResultStore
 from eval.runner import policy_cameras, run_episode
 from eval.vector_runner import run_vectorized
-from leisaac_tasks import MAX_EPISODE_STEPS
+from leisaac_tasks.config_cli import defaults_from, field_defaults
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import Scenario, scenario_set
 from policies.registry import make_policy
@@ -82,6 +82,9 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+SIMULATOR_FLAGS = ("backend", "num_envs", "workers", "breaker")  # left out of the real arm's command line
+
+
 def add_grid_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, simulator: bool = True,
                        out: Path = MatrixConfig.out) -> None:
     """The grid's flags. eval.real_arm takes them too; ``simulator=False`` leaves out the simulator-only ones."""
@@ -93,28 +96,29 @@ def add_grid_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, sim
     p.add_argument("--families", default="all",
                    help=f"perturbation families: 'all', 'none' or a comma list of {', '.join(family_names())}")
     p.add_argument("--instructions-file", type=Path, help="YAML with extra instructions (eval/instructions.example.yaml)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per cell")
+    p.add_argument("--seeds", type=int, default=len(MatrixConfig.seeds), help="seeds 0..N-1 per cell")
     if simulator:
-        p.add_argument("--backend", default="mujoco",
-                       help="mujoco (embedded, CPU) or isaaclab (NVIDIA GPU, needs --num-envs)")
-        p.add_argument("--num-envs", type=int, default=0,
+        p.add_argument("--backend", help="mujoco (embedded, CPU) or isaaclab (NVIDIA GPU, needs --num-envs)")
+        p.add_argument("--num-envs", type=int,
                        help="step N envs at once on a vectorized backend, each refilled with the next cell as it ends")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--max-steps", type=int, default=MAX_EPISODE_STEPS)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--max-steps", type=int)
     p.add_argument("--out", type=Path, default=out, help=f"output folder (default {out}, git-ignored)")
     p.add_argument("--resume", action="store_true", help="skip episodes already in OUT/episodes.csv")
     if simulator:
-        p.add_argument("--workers", type=int, default=1,
+        p.add_argument("--workers", type=int,
                        help="episodes run in N parallel processes (each renders and simulates on its own core)")
-        p.add_argument("--breaker", type=int, default=MatrixConfig.breaker,
+        p.add_argument("--breaker", type=int,
                        help="after N consecutive policy errors of one remote policy, record its remaining episodes "
                             "as policy_error without contacting it, and exit 3 (0: never)")
+    defaults_from(p, MatrixConfig)
 
 
 def grid_config(a: argparse.Namespace, error) -> MatrixConfig:
     """The MatrixConfig of parsed grid flags; ``error`` (a parser's) reports a bad value and exits."""
-    backend, num_envs, workers = (getattr(a, "backend", "mujoco"), getattr(a, "num_envs", 0),
-                                  getattr(a, "workers", 1))
+    # The real arm's parser has no simulator flags: those keep MatrixConfig's defaults.
+    sim = {k: getattr(a, k, v) for k, v in field_defaults(MatrixConfig).items() if k in SIMULATOR_FLAGS}
+    backend, num_envs, workers = sim["backend"], sim["num_envs"], sim["workers"]
     try:
         scenarios = (scenario_set(a.include_ninth) if a.scenarios == "seed"
                      else tuple(Scenario.parse(s) for s in a.scenarios.split(";")))
@@ -134,4 +138,4 @@ def grid_config(a: argparse.Namespace, error) -> MatrixConfig:
     return MatrixConfig(policies=_csv(a.policies), scenarios=scenarios, families=tuple(families),
                         extra_instructions=extra, seeds=tuple(range(a.seeds)), backend=backend,
                         image_size=a.image_size, max_steps=a.max_steps, out=a.out, resume=a.resume,
-                        workers=workers, num_envs=num_envs, breaker=getattr(a, "breaker", MatrixConfig.breaker))
+                        workers=workers, num_envs=num_envs, breaker=sim["breaker"])

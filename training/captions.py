@@ -31,6 +31,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 # The layout's own lying-flat rotation, so a slice on the table lies exactly as one on the plate does.
+from leisaac_tasks.config_cli import defaults_from, from_args  # noqa: E402
 from leisaac_tasks.layout import LIE_FLAT, Layout, quat_mul, sample_layout, yaw_quat  # noqa: E402
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario, scenario_set  # noqa: E402
 from leisaac_tasks.spec import DEFAULT_SCENE, RobotSpec, SceneSpec  # noqa: E402
@@ -435,21 +436,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.captions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="folder for images.npz, captions.jsonl, meta.json")
-    p.add_argument("--n", type=int, default=2000, help="number of scenes (default 2000)")
-    p.add_argument("--image-size", type=int, default=96, help="square images saved, pixels: the preset's image_size")
-    p.add_argument("--render-size", type=int, default=224, help="square render before resizing (default 224, "
-                                                                 "as the demos)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--table-slice-prob", type=float, default=0.25, help="chance an absent slice lies on the table")
+    p.add_argument("--n", type=int, help="number of scenes (default %(default)s)")
+    p.add_argument("--image-size", type=int, help="square images saved, pixels: the preset's image_size")
+    p.add_argument("--render-size", type=int, help="square render before resizing (default %(default)s, as the demos)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--table-slice-prob", type=float, help="chance an absent slice lies on the table")
     p.add_argument("--overwrite", action="store_true", help="replace an existing caption set in --out")
+    defaults_from(p, CaptionConfig)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
-        generate(CaptionConfig(out=a.out, n=a.n, image_size=a.image_size, render_size=a.render_size, seed=a.seed,
-                               table_slice_prob=a.table_slice_prob, overwrite=a.overwrite))
+        generate(from_args(CaptionConfig, a))
     except CaptionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from leisaac_tasks.config_cli import defaults_from, from_args
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA, CheckpointError, read_checkpoint_meta
 from policies.vla.normalize import NormStats
@@ -260,8 +261,8 @@ def plot_loss(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
-    parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=default, help=help)
+def _flag(parser: argparse.ArgumentParser, name: str, help: str) -> None:
+    parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, help=help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,49 +270,41 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset-path", nargs="+", type=Path, required=True, help="one or more LeRobot v3 datasets")
     p.add_argument("--output-dir", type=Path, required=True)
-    p.add_argument("--preset", default="small", help=f"model size: {', '.join(PRESETS)}")
+    p.add_argument("--preset", help=f"model size: {', '.join(PRESETS)}")
     p.add_argument("--backbone-checkpoint", type=Path, help="pretrained vision tower + projector")
-    _flag(p, "tune-llm", False, "tune the language model")
-    _flag(p, "tune-visual", False, "tune the vision tower and its MLP1 projector")
-    _flag(p, "tune-projector", True, "tune the action head's state/action encoders and decoder")
-    _flag(p, "tune-diffusion-model", True, "tune the DiT")
-    p.add_argument("--lora-rank", type=int, default=TuneConfig.lora_rank,
+    _flag(p, "tune-llm", "tune the language model")
+    _flag(p, "tune-visual", "tune the vision tower and its MLP1 projector")
+    _flag(p, "tune-projector", "tune the action head's state/action encoders and decoder")
+    _flag(p, "tune-diffusion-model", "tune the DiT")
+    p.add_argument("--lora-rank", type=int,
                    help="LoRA rank (0 = none). Alone: N1.5's action-head LoRA (attention q/k/v; everything else "
                         "frozen, whatever the tune flags say). With --tune-llm/--tune-visual: LoRA on those instead")
-    p.add_argument("--lora-alpha", type=int, default=TuneConfig.lora_alpha)
-    p.add_argument("--lora-dropout", type=float, default=TuneConfig.lora_dropout)
+    p.add_argument("--lora-alpha", type=int)
+    p.add_argument("--lora-dropout", type=float)
     p.add_argument("--lora-full-model", action="store_true",
                    help="N1.5's --lora-full-model: q/k/v adapters on the backbone too; still only adapters train")
-    _flag(p, "balance-dataset-weights", True, "weight datasets of a mixture as GR00T does")
-    _flag(p, "balance-trajectory-weights", True, "sample each trajectory's steps uniformly, as GR00T does")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-steps", type=int, default=10000)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--weight-decay", type=float, default=FinetuneConfig.weight_decay)
-    p.add_argument("--warmup-ratio", type=float, default=0.05)
-    p.add_argument("--save-steps", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    _flag(p, "balance-dataset-weights", "weight datasets of a mixture as GR00T does")
+    _flag(p, "balance-trajectory-weights", "sample each trajectory's steps uniformly, as GR00T does")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--warmup-ratio", type=float)
+    p.add_argument("--save-steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the loss (CUDA graphs on a GPU): several times the steps/s, after a minute "
                         "of compiling")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
     p.add_argument("--allow-random-vision", action="store_true",
                    help="train on a frozen vision tower with random weights (no --backbone-checkpoint)")
+    defaults_from(p, TuneConfig, FinetuneConfig)
     return p
 
 
 def config_from_args(a: argparse.Namespace) -> FinetuneConfig:
-    tune = TuneConfig(tune_llm=a.tune_llm, tune_visual=a.tune_visual, tune_projector=a.tune_projector,
-                      tune_diffusion_model=a.tune_diffusion_model, lora_rank=a.lora_rank, lora_alpha=a.lora_alpha,
-                      lora_dropout=a.lora_dropout, lora_full_model=a.lora_full_model)
-    return FinetuneConfig(dataset_paths=a.dataset_path, output_dir=a.output_dir, preset=a.preset,
-                          backbone_checkpoint=a.backbone_checkpoint, tune=tune,
-                          balance_dataset_weights=a.balance_dataset_weights,
-                          balance_trajectory_weights=a.balance_trajectory_weights, batch_size=a.batch_size,
-                          max_steps=a.max_steps, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
-                          warmup_ratio=a.warmup_ratio, save_steps=a.save_steps, seed=a.seed, resume=a.resume,
-                          device=a.device, allow_random_vision=a.allow_random_vision, compile=a.compile)
+    return from_args(FinetuneConfig, a, dataset_paths=a.dataset_path, tune=from_args(TuneConfig, a))
 
 
 def main(argv: list[str] | None = None) -> int:

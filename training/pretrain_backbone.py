@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from leisaac_tasks.config_cli import defaults_from, from_args
 from policies.vla.backbone import Backbone
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.runtime import RuntimeConfigError, autocast, preset, resolve_device
@@ -379,26 +380,24 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--captions", type=Path, required=True, help="a caption set from `python -m training.captions`")
     p.add_argument("--out", type=Path, required=True, help="folder for backbone.safetensors and the logs")
-    p.add_argument("--preset", default="small", help=f"model size: {', '.join(PRESETS)} (as for fine-tuning)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--learning-rate", type=float, default=3e-4)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--embed-dim", type=int, default=256)
-    p.add_argument("--text-tokens", type=int, default=128)
-    p.add_argument("--eval-fraction", type=float, default=0.1)
-    p.add_argument("--shift-pixels", type=int, default=-1, help="random-shift augmentation (-1 = image size / 16)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:1, ...")
+    p.add_argument("--preset", help=f"model size: {', '.join(PRESETS)} (as for fine-tuning)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--embed-dim", type=int)
+    p.add_argument("--text-tokens", type=int)
+    p.add_argument("--eval-fraction", type=float)
+    p.add_argument("--shift-pixels", type=int, help="random-shift augmentation (-1 = image size / 16)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (CUDA when there is one), cpu, cuda, cuda:1, ...")
+    defaults_from(p, PretrainConfig)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    cfg = PretrainConfig(captions=a.captions, out=a.out, preset=a.preset, steps=a.steps, batch_size=a.batch_size,
-                         learning_rate=a.learning_rate, weight_decay=a.weight_decay, embed_dim=a.embed_dim,
-                         text_tokens=a.text_tokens, eval_fraction=a.eval_fraction, shift_pixels=a.shift_pixels,
-                         seed=a.seed, device=a.device)
+    cfg = from_args(PretrainConfig, a)
     try:
         pretrain(cfg)
     except (PretrainError, RuntimeConfigError) as exc:

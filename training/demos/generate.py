@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
+from leisaac_tasks.config_cli import defaults_from, from_args
 from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
                                           out_of_attempts, tally_journal)
 from leisaac_tasks.dataset import CAMERAS, Attempt, DatasetError, DemoWriter, load_dataset
@@ -130,21 +131,20 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", required=True, help=f"one of: {', '.join(RECIPES)}")
     parser.add_argument("--out", type=Path, required=True, help="output folder (one dataset per recipe part)")
-    parser.add_argument("--episodes", type=int, default=50, help="kept demos per dataset (default 50)")
-    parser.add_argument("--image-size", type=int, default=224, help="square camera images, pixels (default 224)")
-    parser.add_argument("--seed", type=int, default=0, help="attempt k uses layout seed SEED + k")
-    parser.add_argument("--max-steps", type=int, default=360)
-    parser.add_argument("--checkpoint-every", type=int, default=10,
+    parser.add_argument("--episodes", type=int, help="kept demos per dataset (default %(default)s)")
+    parser.add_argument("--image-size", type=int, help="square camera images, pixels (default %(default)s)")
+    parser.add_argument("--seed", type=int, help="attempt k uses layout seed SEED + k")
+    parser.add_argument("--max-steps", type=int, help="an attempt longer than this is rejected")
+    parser.add_argument("--checkpoint-every", type=int,
                         help="finalize the dataset files every N kept demos (a hard kill loses at most N)")
-    parser.add_argument("--backend", default="mujoco", help="simulator: mujoco (default) or isaaclab (vectorized)")
-    parser.add_argument("--num-envs", type=int, default=1,
-                        help="run this many attempts at once on the vectorized backend (default 1: one env)")
+    parser.add_argument("--backend", help="simulator: mujoco (default) or isaaclab (vectorized)")
+    parser.add_argument("--num-envs", type=int,
+                        help="run this many attempts at once on the vectorized backend (default %(default)s: one env)")
     parser.add_argument("--resume", action="store_true", help="continue an existing --out up to --episodes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    defaults_from(parser, GenerateConfig)
     args = parser.parse_args(argv)
-    cfg = GenerateConfig(recipe=args.recipe, out=args.out, episodes=args.episodes, image_size=args.image_size,
-                         seed=args.seed, resume=args.resume, max_steps=args.max_steps,
-                         checkpoint_every=args.checkpoint_every, backend=args.backend, num_envs=args.num_envs)
+    cfg = from_args(GenerateConfig, args)
     try:
         with quiet_libraries():  # no x264 statistics, "Map:" bars or known deprecation warnings between the bars
             tallies = generate(cfg, progress=not args.quiet)

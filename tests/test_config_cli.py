@@ -1,0 +1,61 @@
+"""Command lines read their defaults from the config dataclasses: with no options, each builds the default config."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eval.grid import add_grid_arguments, grid_config
+from eval.matrix_config import MatrixConfig
+from leisaac_tasks.config_cli import defaults_from, from_args
+from training.captions import CaptionConfig, build_parser as captions_parser
+from training.demos.attempts import GenerateConfig
+from training.finetune import FinetuneConfig, build_parser as finetune_parser, config_from_args
+from training.pretrain_backbone import PretrainConfig, build_parser as pretrain_parser
+
+
+@dataclass
+class Cfg:
+    out: Path
+    steps: int = 7
+    names: list[str] = field(default_factory=lambda: ["a"])
+
+
+def test_defaults_come_from_the_fields_and_an_explicit_default_stays():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", type=Path)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--names", nargs="+")
+    p.add_argument("--verbose", type=int, default=3)  # not a field: its own default
+    defaults_from(p, Cfg)
+    a = p.parse_args(["--out", "x"])
+    assert (a.steps, a.names, a.verbose) == (7, ["a"], 3)
+    assert from_args(Cfg, a) == Cfg(Path("x")) and from_args(Cfg, a, steps=9).steps == 9
+    assert p.parse_args(["--out", "x", "--steps", "2"]).steps == 2
+
+
+def test_finetune_cli_defaults_are_finetune_config_defaults():
+    cfg = config_from_args(finetune_parser().parse_args(["--dataset-path", "d", "--output-dir", "o"]))
+    assert cfg == FinetuneConfig(dataset_paths=[Path("d")], output_dir=Path("o"))
+
+
+def test_pretrain_and_captions_cli_defaults_are_their_configs():
+    a = pretrain_parser().parse_args(["--captions", "c", "--out", "o"])
+    assert from_args(PretrainConfig, a) == PretrainConfig(captions=Path("c"), out=Path("o"))
+    assert from_args(CaptionConfig, captions_parser().parse_args(["--out", "o"])) == CaptionConfig(out=Path("o"))
+
+
+def test_generate_cli_defaults_are_generate_config_defaults(monkeypatch):
+    from training.demos import generate as module
+
+    seen = {}
+    monkeypatch.setattr(module, "generate", lambda cfg, progress: seen.setdefault("cfg", cfg) and [])
+    module.main(["--recipe", "seed", "--out", "o", "--quiet"])
+    assert seen["cfg"] == GenerateConfig(recipe="seed", out=Path("o"))
+
+
+def test_grid_cli_defaults_are_matrix_config_defaults():
+    p = argparse.ArgumentParser()
+    add_grid_arguments(p)
+    assert grid_config(p.parse_args([]), p.error) == MatrixConfig()
