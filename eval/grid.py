@@ -26,7 +26,7 @@ from eval.report import markdown_summary, write_report
 from eval.results import ResultStore
 from eval.runner import policy_cameras, run_episode
 from eval.vector_runner import run_vectorized
-from leisaac_tasks.config_cli import defaults_from, field_defaults
+from eval.config_cli import defaults_from, field_defaults
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import Scenario, scenario_set
 from policies.registry import make_policy

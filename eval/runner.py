@@ -8,9 +8,12 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from eval import heuristic, oracle
 from eval.instructions import Instruction
 from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.episode import EpisodeClock, control_loop
 from leisaac_tasks.outcomes import EpisodeOutcome
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario
 from policies.base import Policy, PolicyError
@@ -36,28 +39,28 @@ def run_episode(env: SandwichEnv, policy: Policy, episode: Episode, max_steps: i
                 on_step: StepCallback | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     error = ""
-    steps = 0
+    clock = EpisodeClock(max_steps, SETTLE_STEPS)
+
+    def step(action: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+        obs, _, _, _, info = env.step(action)
+        if on_step:
+            on_step(clock.steps + 1, obs)
+        return obs, info
+
     try:
         obs, info = env.reset(seed=episode.seed, options={"scenario": episode.scenario,
                                                           "instruction": episode.instruction.text})
         policy.reset(episode.instruction.text, episode.seed)
         if on_step:
-            on_step(steps, obs)
-        settle = SETTLE_STEPS
-        while steps < max_steps and settle > 0:
-            obs, _, _, _, info = env.step(policy.act(obs, info))
-            steps += 1
-            if on_step:
-                on_step(steps, obs)
-            if policy.done:
-                settle -= 1
+            on_step(0, obs)
+        control_loop(clock, obs, info, policy.act, step, lambda: policy.done)
     except Exception as exc:  # the grid goes on; the row says what broke
         error = error_text(exc)
         if isinstance(exc, PolicyError):  # already one line naming the fix; a down server would flood the log
             print(f"policy_error: {error}", file=sys.stderr)
         else:
             traceback.print_exc()
-    return episode_row(episode, env.sim.name, env.outcome(), error, steps, env.sim.sim_time(),
+    return episode_row(episode, env.sim.name, env.outcome(), error, clock.steps, env.sim.sim_time(),
                        time.perf_counter() - start)
 
 

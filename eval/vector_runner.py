@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 import numpy as np
 
 from eval.runner import SETTLE_STEPS, Episode, episode_row, error_text
+from leisaac_tasks.episode import EpisodeClock
 from leisaac_tasks.vec_env import VecSandwichEnv, make_vec_env
 from policies.base import Policy
 from policies.registry import make_policy
@@ -146,9 +147,8 @@ def make_actor(name: str, pool: Any = None, policy: Policy | None = None) -> Per
 @dataclass
 class _Running:
     episode: Episode
+    clock: EpisodeClock
     started: float = field(default_factory=time.perf_counter)
-    steps: int = 0
-    settle: int = SETTLE_STEPS
     error: str = ""
 
 
@@ -182,7 +182,7 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors) -> None:
     running: list[_Running | None] = [None] * env.num_envs
     actions = np.zeros((env.num_envs, 6))
     try:
-        _fill(env, actors, queue, running, range(env.num_envs))
+        _fill(env, actors, queue, running, range(env.num_envs), cfg.max_steps)
         while any(r is not None for r in running):
             active = [i for i, r in enumerate(running) if r is not None]
             # Only envs whose policy looks this step are rendered (a VLA looks once per chunk).
@@ -202,19 +202,17 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors) -> None:
             for i in active:
                 run = running[i]
                 if not run.error:
-                    run.steps += 1
-                    if actors[run.episode.policy].done(i):
-                        run.settle -= 1
-                if run.error or run.steps >= cfg.max_steps or run.settle <= 0:
+                    run.clock.tick(actors[run.episode.policy].done(i))
+                if run.error or not run.clock.running:
                     finished.append(i)
             for i in finished:
                 run = running[i]
-                append(episode_row(run.episode, env.backend, env.outcome(i), run.error, run.steps, env.sim_time(i),
+                append(episode_row(run.episode, env.backend, env.outcome(i), run.error, run.clock.steps, env.sim_time(i),
                                    time.perf_counter() - run.started))
                 if on_row:
                     on_row()
                 running[i] = None
-            _fill(env, actors, queue, running, finished)
+            _fill(env, actors, queue, running, finished, cfg.max_steps)
     finally:
         if own_env:
             env.close()
@@ -249,13 +247,13 @@ def _act(actor, slots: list[int], obs: dict[str, np.ndarray], row_of: dict[int, 
         traceback.print_exc()
 
 
-def _fill(env: VecSandwichEnv, actors, queue: deque, running: list[_Running | None], slots) -> None:
+def _fill(env: VecSandwichEnv, actors, queue: deque, running: list[_Running | None], slots, max_steps: int) -> None:
     ids, scenarios, texts, seeds = [], [], [], []
     for i in slots:
         if not queue:
             break
         episode = queue.popleft()
-        running[i] = _Running(episode)
+        running[i] = _Running(episode, EpisodeClock(max_steps, SETTLE_STEPS))
         ids.append(i)
         scenarios.append(episode.scenario)
         texts.append(episode.instruction.text)

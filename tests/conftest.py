@@ -14,3 +14,13 @@ def sim():
     s = MujocoSim(DEFAULT_SCENE.with_resolution(64, 64))
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def env(request):
+    """One SandwichEnv per test module at 64², with the module's ``ENV_CAMERAS`` (default: both cameras)."""
+    from leisaac_tasks.env import SandwichEnv
+
+    e = SandwichEnv(cameras=getattr(request.module, "ENV_CAMERAS", ("front", "wrist")), image_size=64)
+    yield e
+    e.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from eval.grid import add_grid_arguments, grid_config
 from eval.matrix_config import MatrixConfig
-from leisaac_tasks.config_cli import defaults_from, from_args
+from eval.config_cli import defaults_from, from_args
 from training.captions import CaptionConfig, build_parser as captions_parser
 from training.demos.attempts import GenerateConfig
 from training.finetune import FinetuneConfig, build_parser as finetune_parser, config_from_args

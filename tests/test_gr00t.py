@@ -105,7 +105,6 @@ class Served:
         raise AssertionError(f"serve not ready within {within} s: {self.log.read_text()[-2000:]}")
 
 
-
 @pytest.fixture(scope="module")
 def servers(checkpoint, tmp_path_factory):
     """An N1.5 server with a token and request recording, and an N1.6 server; started together (startup is
@@ -119,13 +118,6 @@ def servers(checkpoint, tmp_path_factory):
         for served in (n15, n16):
             served.proc.kill()
             served.proc.wait()
-
-
-@pytest.fixture(scope="module")
-def env():
-    e = SandwichEnv(image_size=IMAGE_SIZE)
-    yield e
-    e.close()
 
 
 def raw_call(port: int, message: object, timeout_ms: int = 20000) -> object:

@@ -44,13 +44,6 @@ def act(act_dir) -> LeRobotPolicy:
     return make_policy(f"lerobot:{act_dir}")
 
 
-@pytest.fixture(scope="module")
-def env():
-    e = SandwichEnv(cameras=("front", "wrist"), image_size=SIZE)
-    yield e
-    e.close()
-
-
 def rollout(env: SandwichEnv, policy: LeRobotPolicy, instruction: str, seed: int, steps: int,
             scene_seed: int | None = None) -> np.ndarray:
     """``steps`` actions of an episode seeded ``seed``; ``scene_seed`` lays out the scene with another seed, so

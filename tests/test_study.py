@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,29 @@ def test_bad_stages_or_seeds_are_one_clear_line_before_anything_runs(flags, says
     assert main(["--spec", str(SMOKE), "--out", str(tmp_path / "o"), *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0] and not (tmp_path / "o").exists()
+
+
+def test_a_compiled_finetune_that_fails_is_finished_eagerly_and_says_so(tmp_path, monkeypatch):
+    """CUDA graphs can fail where eager works: the run is finished eagerly from its checkpoint, not lost."""
+    import training.finetune as finetune
+    from training.study import runner
+    from training.study.layout import Layout
+
+    smoke = load_spec(SMOKE)
+    spec = replace(smoke, finetune=replace(smoke.finetune, compile=True))
+    calls = []
+
+    def train(cfg, log, progress):
+        calls.append((cfg.compile, cfg.resume))
+        if cfg.compile:
+            cfg.output_dir.mkdir(parents=True)
+            raise RuntimeError("CUDA graphs: an op this driver lacks\nmore detail")
+
+    monkeypatch.setattr(finetune, "train", train)
+    monkeypatch.setattr(runner, "dataset_roots", lambda layout, data: [tmp_path / "data"])
+    layout = Layout(tmp_path / "study")
+    data, tuning = spec.data[0].name, spec.tunings[0].name
+    runner.unit_finetune(spec, layout, data, tuning, 0)
+    assert calls == [(True, False), (False, True)]
+    done = json.loads((layout.model(runner.run_name(data, tuning, 0)) / "DONE.json").read_text())
+    assert done["compiled"] is False and done["compile_error"] == "RuntimeError: CUDA graphs: an op this driver lacks"

@@ -28,14 +28,7 @@ from policies.motion import SLICE_THIN_AXIS, MotionConfig, quat_to_mat
 from policies.scripted import ScriptedExpert
 
 SIZE = 64
-CAMERAS = ("front",)  # one camera halves the (software) rendering; the recording path is the same
-
-
-@pytest.fixture(scope="module")
-def env():
-    e = SandwichEnv(cameras=CAMERAS, image_size=SIZE)
-    yield e
-    e.close()
+CAMERAS = ENV_CAMERAS = ("front",)  # one camera halves the (software) rendering; the recording path is the same
 
 
 def session_config(**kw) -> SessionConfig:

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +136,23 @@ def test_resize_is_antialiased_bilinear(sources, data):
                                                antialias=True, align_corners=False)
     small = next(ep for ep in data.episodes if ep.dataset == 1 and ep.episode_index == 0)
     assert torch.equal(small.front, expected)
+
+
+def test_training_and_acting_see_identical_pixels(sources, data):
+    """The frames a model trains on equal those VLAPolicy feeds it for the same camera image: decode the 48x48
+    video at full size, hand those frames to the acting path (model_batch, HWC uint8 like an env's), compare."""
+    from policies.vla.config import PRESETS
+    from policies.vla.policy import model_batch
+
+    class Tiny:  # model_batch reads only the config
+        cfg = replace(PRESETS["tiny"], image_size=SIZE)
+
+    full = DemoData(sources[1].root, image_size=48).episodes[0]
+    trained = next(ep for ep in data.episodes if ep.dataset == 1 and ep.episode_index == 0)
+    hwc = {cam: getattr(full, cam).permute(0, 2, 3, 1).numpy() for cam in Tiny.cfg.cameras}
+    acted = model_batch(Tiny, hwc, np.zeros((len(full.front), 6)), [CHEESE] * len(full.front), "cpu")
+    for cam in Tiny.cfg.cameras:
+        assert torch.equal(acted[cam], getattr(trained, cam))
 
 
 # --- windows ------------------------------------------------------------------------------------------------------

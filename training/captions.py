@@ -31,7 +31,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 # The layout's own lying-flat rotation, so a slice on the table lies exactly as one on the plate does.
-from leisaac_tasks.config_cli import defaults_from, from_args  # noqa: E402
+from eval.config_cli import defaults_from, from_args  # noqa: E402
 from leisaac_tasks.layout import LIE_FLAT, Layout, quat_mul, sample_layout, yaw_quat  # noqa: E402
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario, scenario_set  # noqa: E402
 from leisaac_tasks.spec import DEFAULT_SCENE, RobotSpec, SceneSpec  # noqa: E402

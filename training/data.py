@@ -28,16 +28,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from leisaac_tasks.dataset import CAMERAS, DatasetError, check_dataset
 from leisaac_tasks.v3_files import (STATE_DIM, VIDEO_KEYS, check_demo_features, episode_frames, read_parquet,
                                           source_episodes, width_height)
+from policies.vla.images import resize_images
 from policies.vla.normalize import ARM_DIMS, NormStats
 
 DEFAULT_HORIZON = 16
-RESIZE_CHUNK = 32  # frames per F.interpolate call
 
 __all__ = ["Episode", "DemoData", "TrainingWindows", "WindowBatches", "compute_norm_stats", "mixture_weights",
            "mixture_sampler", "collate", "DatasetError", "DEFAULT_HORIZON"]
@@ -64,9 +63,9 @@ class Episode:
 class DemoData:
     """Every episode of one or more demo datasets, decoded once: ``DemoData(roots, image_size)``.
 
-    Frames are resized to ``image_size`` x ``image_size`` with torch's ``F.interpolate(mode="bilinear",
-    antialias=True)`` on the uint8 frames, skipped when the video already has that size (its pixels then equal
-    LeRobot's own decoding exactly); a non-square video is squashed, not cropped. Memory is about
+    Frames are resized to ``image_size`` x ``image_size`` by ``policies.vla.images.resize_images``, the function
+    every acting path uses (skipped when the video already has that size: its pixels then equal LeRobot's own
+    decoding exactly); a non-square video is squashed, not cropped. Memory is about
     ``frames * 2 cameras * 3 * S * S`` bytes, e.g. 100k frames at S=96 take 5.5 GB.
     """
 
@@ -192,23 +191,7 @@ def _decode_episode(root: Path, info: dict[str, Any], ep: dict[str, Any], video_
             raise DatasetError(f"{path}: frames are not {width}x{height} as info.json says; regenerate the dataset")
         frames[n] = av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="rgb24")
         n += 1
-    return _resize(torch.from_numpy(frames).permute(0, 3, 1, 2), image_size)
-
-
-def _resize(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (T, 3, H, W) -> uint8 (T, 3, size, size), antialiased bilinear; at full size the pixels are kept.
-
-    ``frames`` may be a channels-last view (permuted HWC), which is the layout the uint8 kernel works in.
-    """
-    if frames.shape[-2:] == (size, size):
-        return frames.contiguous()
-    out = torch.empty((len(frames), 3, size, size), dtype=torch.uint8)
-    # torch's uint8 antialias kernel is ~10x faster than going through float32 and within 1 grey level of it;
-    # chunks keep its working set in cache.
-    for i in range(0, len(frames), RESIZE_CHUNK):
-        out[i:i + RESIZE_CHUNK] = F.interpolate(frames[i:i + RESIZE_CHUNK], size=(size, size), mode="bilinear",
-                                                antialias=True, align_corners=False)
-    return out
+    return resize_images(frames, image_size).contiguous()  # the acting paths' preprocessing, exactly
 
 
 # --- windows ---------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from leisaac_tasks.config_cli import defaults_from, from_args
+from eval.config_cli import defaults_from, from_args
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA, CheckpointError, read_checkpoint_meta
 from policies.vla.normalize import NormStats

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from leisaac_tasks.config_cli import defaults_from, from_args
+from eval.config_cli import defaults_from, from_args
 from policies.vla.backbone import Backbone
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.runtime import RuntimeConfigError, autocast, preset, resolve_device

@@ -22,6 +22,7 @@ from eval.real_arm.robot import CAMERAS, JointUnits, is_simulated
 from eval.real_arm.recording import TrialRecorder
 from eval.real_arm.safety import RateClock, SafetyConfig, SafetyFilter, SafetyLog, move_to_rest, safe_stop
 from eval.runner import SETTLE_STEPS, Episode, error_text
+from leisaac_tasks.episode import EpisodeClock
 from policies.base import Policy
 
 DETECT_FRAME_EVERY = 10  # front frames handed to the outcome detector: 3 per second at 30 Hz
@@ -87,9 +88,9 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
         except Exception as exc:  # noqa: BLE001
             raise PolicyFault(error_text(exc)) from exc
         safety.reset()
-        settle = SETTLE_STEPS
+        episode_clock = EpisodeClock(max_steps, SETTLE_STEPS)  # the sim grid's end rule
         clock.start()
-        while run.steps < max_steps and settle > 0:
+        while episode_clock.running:
             q = units.observation_to_sim(obs)
             seen = {"state": q.astype(np.float32), **{cam: obs[cam] for cam in CAMERAS}}
             info = robot.privileged_info() if simulated else {"task_description": instruction}
@@ -106,8 +107,7 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
             obs = _robot(robot.get_observation)
             if run.steps % DETECT_FRAME_EVERY == 0:
                 run.frames.append(np.array(obs["front"]))
-            if policy.done:
-                settle -= 1
+            episode_clock.tick(policy.done)
     except KeyboardInterrupt:
         run.status = "interrupted"
         log.event("interrupted", step=run.steps)

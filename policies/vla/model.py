@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -36,6 +36,7 @@ class VLA(nn.Module):
         self.backbone = Backbone(cfg)
         self.action_head = FlowMatchingActionHead(cfg)
         inject_lora(self, tune)
+        self._compiled_chunk: Callable[..., torch.Tensor] | None = None  # set by compile_inference
 
     def features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backbone({cam: batch[cam] for cam in self.cfg.cameras}, list(batch["task"]))
@@ -59,9 +60,38 @@ class VLA(nn.Module):
                       noise: torch.Tensor | None = None) -> torch.Tensor:
         """(B, horizon, action_dim) absolute actions in LeRobot units."""
         state = batch["state"].float()
-        vl, mask = self.features(batch)
-        normalized = self.action_head.sample(vl, mask, self.norm.normalize_state(state).to(vl.dtype), generator, noise)
+        if noise is None:  # the flow's starting noise, drawn from the episode's generator
+            noise = torch.randn((state.shape[0], self.cfg.action_horizon, self.cfg.action_dim), generator=generator,
+                                device=generator.device if generator is not None else state.device)
+        tok = self.backbone.tokenize(list(batch["task"]))
+        images = {cam: batch[cam] for cam in self.cfg.cameras}
+        if self._compiled_chunk is None:
+            return self.chunk(images, tok["input_ids"], tok["attention_mask"], state, noise)
+        # Pad to a power of two: a handful of compiled graphs then serve every batch size the grid produces.
+        b = state.shape[0]
+        size = 1 << (b - 1).bit_length()
+        pad = lambda t: torch.cat([t, t[-1:].expand(size - b, *t.shape[1:])]) if size > b else t  # noqa: E731
+        out = self._compiled_chunk({c: pad(v) for c, v in images.items()}, pad(tok["input_ids"]),
+                                   pad(tok["attention_mask"]), pad(state), pad(noise))
+        return out[:b].clone()  # a CUDA graph's output is overwritten by its next replay
+
+    def chunk(self, images: dict[str, torch.Tensor], input_ids: torch.Tensor, attention_mask: torch.Tensor,
+              state: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``predict_chunk`` from tensors alone, noise given: the part ``compile_inference`` compiles."""
+        vl, mask = self.backbone.encode(images, input_ids, attention_mask)
+        normalized = self.action_head.sample(vl, mask, self.norm.normalize_state(state).to(vl.dtype), noise=noise)
         return self.norm.unnormalize_actions(normalized.float().clamp(-1, 1), state)
+
+    def compile_inference(self) -> "VLA":
+        """Compile ``chunk`` (CUDA graphs on a GPU): at batch 1 an eager chunk is almost all kernel-launch overhead.
+        The first call of each padded batch size compiles (about a minute), so this pays off over long grids."""
+        import torch._dynamo
+
+        # one graph per power-of-two batch size, up to 4096 envs
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
+        mode = "reduce-overhead" if next(self.parameters()).is_cuda else None
+        self._compiled_chunk = torch.compile(self.chunk, mode=mode, dynamic=False)
+        return self
 
     # --- checkpoints -----------------------------------------------------------------------------------
     def stored_state(self) -> dict[str, torch.Tensor]:

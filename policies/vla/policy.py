@@ -22,11 +22,26 @@ from policies.vla.runtime import resolve_device
 
 class VLAPolicy:
 
-    def __init__(self, checkpoint: str | Path | None = None, n_action_steps: int = 8, device: str = "auto"):
+    @classmethod
+    def from_spec(cls, arg: str, **kwargs: Any) -> "VLAPolicy":
+        """``vla:PATH``, or ``vla:PATH?compile=1`` to compile inference (worth it for long grids on a GPU)."""
+        path, _, query = arg.partition("?")
+        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+        unknown = set(options) - {"compile", "device"}
+        if unknown:
+            raise ValueError(f"vla:{arg}: unknown option(s) {', '.join(sorted(unknown))}; use compile=1 or device=cuda")
+        if "device" in options:
+            kwargs["device"] = options["device"]
+        return cls(path or None, compile=options.get("compile", "0") not in ("0", "false", ""), **kwargs)
+
+    def __init__(self, checkpoint: str | Path | None = None, n_action_steps: int = 8, device: str = "auto",
+                 compile: bool = False):
         if checkpoint is None:
             raise ValueError("the vla policy needs a checkpoint folder: --policies vla:PATH (from training.finetune)")
         self.device = resolve_device(device)
         self.model = VLA.load(Path(checkpoint)).to(self.device).eval()
+        if compile:
+            self.model.compile_inference()
         self.name = f"vla:{Path(checkpoint).name}"
         self.abilities = Abilities(cameras=self.model.cfg.cameras, batched=True, white_box=True)
         self.n_action_steps = min(n_action_steps, self.model.cfg.action_horizon)

@@ -19,15 +19,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
-from leisaac_tasks.config_cli import defaults_from, from_args
+from eval.config_cli import defaults_from, from_args
 from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
                                           out_of_attempts, tally_journal)
 from leisaac_tasks.dataset import CAMERAS, Attempt, DatasetError, DemoWriter, load_dataset
 from training.demos.recipes import Cell, DatasetPlan, RecipeError, RECIPES, get_recipe
 from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.episode import EpisodeClock, control_loop
 from policies.scripted import ScriptedExpert
 
 
@@ -37,15 +39,19 @@ def record_attempt(env: SandwichEnv, expert: ScriptedExpert, writer: DemoWriter,
     text = cell.instruction.text
     obs, info = env.reset(seed=layout_seed, options={"scenario": cell.scenario, "instruction": text})
     expert.reset(text, layout_seed)
-    steps, settle = 0, SETTLE_FRAMES
-    while steps < max_steps and settle > 0:
-        action = expert.act(obs, info)
-        writer.add_frame(obs, action, text)
-        obs, _, _, _, info = env.step(action)
-        steps += 1
-        if expert.done:
-            settle -= 1
-    return judge_attempt(cell, layout_seed, attempt, env.outcome(), steps, settle == 0)
+
+    def act(observation: dict, info: dict) -> np.ndarray:
+        action = expert.act(observation, info)
+        writer.add_frame(observation, action, text)  # the frame the action was chosen on
+        return action
+
+    def step(action: np.ndarray) -> tuple[dict, dict]:
+        observation, _, _, _, info = env.step(action)
+        return observation, info
+
+    clock = EpisodeClock(max_steps, SETTLE_FRAMES)
+    control_loop(clock, obs, info, act, step, lambda: expert.done)
+    return judge_attempt(cell, layout_seed, attempt, env.outcome(), clock.steps, clock.settled)
 
 
 def generate_dataset(cfg: GenerateConfig, plan: DatasetPlan, root: Path, env: SandwichEnv,

@@ -26,6 +26,7 @@ from leisaac_tasks.dataset import Attempt, DemoWriter
 from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
                                           out_of_attempts, tally_journal)
 from training.demos.recipes import DatasetPlan
+from leisaac_tasks.episode import EpisodeClock
 from leisaac_tasks.spec import DEFAULT_SCENE
 from leisaac_tasks.vec_env import VecSandwichEnv
 from policies.scripted import ScriptedExpert
@@ -103,9 +104,8 @@ class AttemptScheduler:
 @dataclass
 class _Recording:
     item: Item
+    clock: EpisodeClock
     frames: list[Frame] = field(default_factory=list)
-    steps: int = 0
-    settle: int = SETTLE_FRAMES
 
 
 def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Path, env: VecSandwichEnv,
@@ -131,7 +131,7 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
             if sched.next_commit >= sched.budget:
                 raise out_of_attempts(plan.name, root, writer.episodes, cfg.episodes, sched.next_commit)
             if changed:
-                _refill(sched, env, actor, running, writer.episodes, cfg.seed, cells)
+                _refill(sched, env, actor, running, writer.episodes, cfg.seed, cells, cfg.max_steps)
                 changed = False
             active = [i for i, r in enumerate(running) if r is not None]
             obs = env.observations(active)
@@ -145,12 +145,11 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
             env.step(actions, mask)
             for i in active:
                 rec = running[i]
-                rec.steps += 1
-                if actor.done(i):
-                    rec.settle -= 1
-                if rec.steps >= cfg.max_steps or rec.settle <= 0:
+                rec.clock.tick(actor.done(i))
+                if not rec.clock.running:
                     k, cell = rec.item
-                    record = judge_attempt(cells[cell], cfg.seed + k, k, env.outcome(i), rec.steps, rec.settle == 0)
+                    record = judge_attempt(cells[cell], cfg.seed + k, k, env.outcome(i), rec.clock.steps,
+                                           rec.clock.settled)
                     sched.finish(rec.item, Finished(record, rec.frames if record.success else []))
                     running[i] = None
                     changed = True
@@ -178,7 +177,7 @@ def _write_ready(sched: AttemptScheduler, writer: DemoWriter, cfg: GenerateConfi
 
 
 def _refill(sched: AttemptScheduler, env: VecSandwichEnv, actor: PerEnvActor, running: list[_Recording | None],
-            kept: int, seed: int, cells) -> None:
+            kept: int, seed: int, cells, max_steps: int) -> None:
     """Cancel items that can no longer be needed; start the likeliest unstarted ones on free envs."""
     need = sched.need(kept)
     considered = {k for k, _ in need}
@@ -195,5 +194,5 @@ def _refill(sched: AttemptScheduler, env: VecSandwichEnv, actor: PerEnvActor, ru
     env.reset_envs(ids, [cells[c].scenario for _, c in todo], [cells[c].instruction.text for _, c in todo],
                    [seed + k for k, _ in todo])
     for i, (k, c) in zip(ids, todo):
-        running[i] = _Recording((k, c))
+        running[i] = _Recording((k, c), EpisodeClock(max_steps, SETTLE_FRAMES))
         actor.reset(i, cells[c].instruction.text, seed + k)

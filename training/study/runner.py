@@ -17,7 +17,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -77,12 +77,23 @@ def unit_finetune(spec: StudySpec, layout: Layout, data: str, tuning: str, seed:
     f = spec.finetune
     out = layout.model(name)
     began = time.perf_counter()
-    train(FinetuneConfig(dataset_paths=dataset_roots(layout, data), output_dir=out, preset=spec.preset,
+    cfg = FinetuneConfig(dataset_paths=dataset_roots(layout, data), output_dir=out, preset=spec.preset,
                          backbone_checkpoint=layout.backbone / "model", tune=tune, max_steps=f.max_steps,
                          batch_size=f.batch_size, learning_rate=f.learning_rate, save_steps=f.save_steps, seed=seed,
-                         compile=f.compile,
-                         resume=out.exists()), log=lambda *_: None, progress=False)
-    mark_done(out, seconds=round(time.perf_counter() - began, 1))
+                         compile=f.compile, resume=out.exists())
+    compile_error = ""
+    try:
+        train(cfg, log=lambda *_: None, progress=False)
+    except Exception as exc:  # noqa: BLE001
+        if not f.compile:
+            raise
+        # A compiler or CUDA-graph failure must not cost the run: finish it eagerly from its last checkpoint
+        # (same data order and schedule), and say so in DONE.json.
+        compile_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        print(f"{name}: compiled training failed ({compile_error}); finishing it eagerly", flush=True)
+        train(replace(cfg, compile=False, resume=out.exists()), log=lambda *_: None, progress=False)
+    mark_done(out, seconds=round(time.perf_counter() - began, 1), compiled=f.compile and not compile_error,
+              compile_error=compile_error)
     return {}
 
 
