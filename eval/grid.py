@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eval.breaker import CircuitBreaker
+from eval.config_cli import defaults_from, field_defaults
 from eval.matrix_config import MatrixConfig
 from eval.parallel import run_parallel
 from eval.perturbations import family_names, load_instruction_file
@@ -26,7 +27,6 @@ from eval.report import markdown_summary, write_report
 from eval.results import ResultStore
 from eval.runner import policy_cameras, run_episode
 from eval.vector_runner import run_vectorized
-from eval.config_cli import defaults_from, field_defaults
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import Scenario, scenario_set
 from policies.registry import make_policy

@@ -1,6 +1,6 @@
 """Backend parity: compare two episodes.csv files episode by episode and list every disagreement.
 
-    python eval/parity.py reports/runs/mujoco/episodes.csv reports/runs/isaaclab/episodes.csv --out parity.md
+    python -m eval.parity reports/runs/mujoco/episodes.csv reports/runs/isaaclab/episodes.csv --out parity.md
 
 Episodes are matched on (policy, scenario, instruction, seed). They agree when both backends give the same
 outcome category to each ingredient (``outcome_label``); ``behaviour`` and ``success`` follow from it.
@@ -12,13 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from eval.report import load_episodes  # noqa: E402
-from eval.results import KEY_COLUMNS  # noqa: E402
+from eval.report import load_episodes
+from eval.results import KEY_COLUMNS
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -6,9 +6,9 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval.config_cli import defaults_from, from_args
 from eval.grid import add_grid_arguments, grid_config
 from eval.matrix_config import MatrixConfig
-from eval.config_cli import defaults_from, from_args
 from training.captions import CaptionConfig, build_parser as captions_parser
 from training.demos.attempts import GenerateConfig
 from training.finetune import FinetuneConfig, build_parser as finetune_parser, config_from_args

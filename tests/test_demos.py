@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from leisaac_tasks.dataset import JOURNAL, DatasetError, load_dataset, read_journal
-from training.demos.generate import GenerateConfig, generate, main
-from training.demos.necessity import report_for
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.units import MOTOR_KEYS, lerobot_to_sim
+from training.demos.generate import GenerateConfig, generate, main
+from training.demos.necessity import report_for
 
 SIZE = 32  # small images keep the CI run short; the pipeline is the same at 224
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from policies.registry import make_policy
 from training.demos.generate import GenerateConfig, generate
 from training.diagnose import (DiagnoseConfig, Frame, behaviour_section, diagnose, linear_probe_accuracy,
                                rendered_frames)
-from policies.registry import make_policy
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,8 @@ import pandas as pd
 import pytest
 
 from leisaac_tasks.dataset import JOURNAL, Attempt, DatasetError, DemoWriter
-from training.demos.export_gr00t import export_gr00t, main
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, MOTOR_KEYS, sim_to_lerobot
+from training.demos.export_gr00t import export_gr00t, main
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from training.demos.generate import GenerateConfig, generate
 from policies.vla.model import VLA
 from policies.vla.tuning import TuneConfig
 from training.data import DemoData, TrainingWindows, collate
+from training.demos.generate import GenerateConfig, generate
 from training.finetune import FinetuneConfig, main, train
 
 TINY = dict(preset="tiny", batch_size=8, learning_rate=1e-3, log_steps=1, save_steps=20)

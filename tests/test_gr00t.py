@@ -308,6 +308,36 @@ def test_n16_round_trip(servers, checkpoint, env):
     assert config["language"]["modality_keys"] == ["annotation.human.task_description"]
 
 
+def test_n16_modality_config_rebuilds_as_upstreams_dataclass_with_action_configs(servers):
+    """Isaac-GR00T N1.6's client rebuilds each config with ``ModalityConfig(**as_json)`` (gr00t/data/types.py): every
+    field of the dataclass, and for actions one ActionConfig per key whose enums are looked up by *name*. Replay
+    that on the raw reply: so100's arm is RELATIVE and its gripper ABSOLUTE (examples/SO100/so100_config.py)."""
+    from enum import Enum
+
+    Rep = Enum("ActionRepresentation", {"RELATIVE": "relative", "DELTA": "delta", "ABSOLUTE": "absolute"})
+    Kind = Enum("ActionType", {"EEF": "eef", "NON_EEF": "non_eef"})
+    Fmt = Enum("ActionFormat", {"DEFAULT": "default", "XYZ_ROT6D": "xyz+rot6d", "XYZ_ROTVEC": "xyz+rotvec"})
+    fields = {"delta_indices", "modality_keys", "sin_cos_embedding_keys", "mean_std_embedding_keys", "action_configs"}
+    with zmq.Context() as ctx, ctx.socket(zmq.REQ) as sock:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(f"tcp://127.0.0.1:{servers['n1.6'].port}")
+        sock.send(wire.pack(wire.request("get_modality_config")))
+        assert sock.poll(20000), "the server did not answer"
+        plain = msgpack.unpackb(sock.recv())
+    for modality, tagged in plain.items():
+        body = tagged["as_json"]
+        assert tagged[wire.MODALITY_CONFIG_TAG] is True and set(body) == fields, modality  # ModalityConfig(**body)
+        if modality != "action":
+            assert body["action_configs"] is None
+            continue
+        configs = body["action_configs"]
+        assert len(configs) == len(body["modality_keys"])  # upstream's __post_init__ asserts this
+        parsed = [(Rep[c["rep"]], Kind[c["type"]], Fmt[c["format"]], c["state_key"]) for c in configs]
+        assert dict(zip(body["modality_keys"], parsed)) == {
+            "single_arm": (Rep.RELATIVE, Kind.NON_EEF, Fmt.DEFAULT, None),
+            "gripper": (Rep.ABSOLUTE, Kind.NON_EEF, Fmt.DEFAULT, None)}
+
+
 # --- grids: a gr00t: episode replays the vla: episode, across server restarts and under --workers --------------
 GRID_CELLS = (Scenario.parse("H,H"), Scenario.parse("-,H"))
 GRID_SEEDS = (0, 1)  # every instruction of a cell runs on the same seeds, so one seed comes back many times
@@ -529,6 +559,39 @@ def test_an_error_reply_becomes_a_policy_error_row(servers, env):
     assert row["behaviour"] == "policy_error" and row["success"] == 0
     assert row["error"].startswith("ServerErrorReply:") and "--protocol n1.5" in row["error"]
     assert time.monotonic() - start < 20  # answered, so no timeout was waited out
+
+
+def test_a_pre_msgpack_n15_server_gets_an_error_that_says_so(unused_port):
+    """Isaac-GR00T N1.5 before msgpack (gr00t/eval/service.py's TorchSerializer) torch.load()s every request and,
+    failing on ours, answers torch.save({"error": ...}). That is one clear line at construction, not 'check host/port'."""
+    import io
+
+    def serve(stop: threading.Event) -> None:
+        with zmq.Context() as ctx, ctx.socket(zmq.REP) as sock:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.bind(f"tcp://127.0.0.1:{unused_port}")
+            while not stop.is_set():
+                if not sock.poll(50):
+                    continue
+                try:
+                    torch.load(io.BytesIO(sock.recv()), weights_only=False)
+                    reply = {"status": "ok"}
+                except Exception as exc:  # noqa: BLE001  what the old server does with any request it can't load
+                    reply = {"error": str(exc)}
+                buffer = io.BytesIO()
+                torch.save(reply, buffer)
+                sock.send(buffer.getvalue())
+
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ServerUnavailable, match="old torch.save protocol .*TorchSerializer") as caught:
+            Gr00tN15Policy(host="127.0.0.1", port=unused_port, connect_timeout_s=5)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert "\n" not in str(caught.value) and "check host/port" not in str(caught.value)
 
 
 class ErrorServer:

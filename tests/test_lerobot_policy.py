@@ -17,8 +17,8 @@ from leisaac_tasks.dataset import Attempt, DemoWriter
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import Scenario
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, sim_to_lerobot
-from policies.lerobot_init import init_policy
 from policies.lerobot_hub import LeRobotLoadError, resolve_hub_copy
+from policies.lerobot_init import init_policy
 from policies.lerobot_policy import LeRobotPolicy
 from policies.registry import make_policy
 from policies.vla.backbone import minilm_path

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from leisaac_tasks.dataset import JOURNAL, Attempt
-from training.demos.necessity import (REDUNDANT_BITS, Record, analyse, behaviour_from_label,
-                                           conditional_entropy, entropy, load_records, main, scene_only_accuracy)
-from training.demos.recipes import RECIPES
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
+from training.demos.necessity import (REDUNDANT_BITS, Record, analyse, behaviour_from_label,
+                                      conditional_entropy, entropy, load_records, main, scene_only_accuracy)
+from training.demos.recipes import RECIPES
 
 CHEESE = "pick up the yellow cheese and put it into the white plate"
 BREAD = "pick up the bread and put it into the white plate"

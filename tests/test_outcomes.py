@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from leisaac_tasks.outcomes import (PICKED, EpisodeOutcome, IngredientTrack, Outcome, OutcomeThresholds, PlateRegion,
-                                   classify, episode_outcome)
+                                    classify, episode_outcome)
 
 PLATE = PlateRegion((0.2, -0.1), radius=0.075, top_z=0.008)
 UPRIGHT = np.array([0.16, 0.11, 0.036, 1, 0, 0, 0], dtype=float)

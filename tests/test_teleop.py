@@ -17,15 +17,15 @@ from leisaac_tasks.dataset import DemoWriter, load_dataset, read_journal
 from leisaac_tasks.env import CHEESE_INSTRUCTION, SandwichEnv
 from leisaac_tasks.kinematics import CLOSING_AXIS_LOCAL, SO101Kinematics
 from leisaac_tasks.outcomes import Outcome
+from leisaac_tasks.units import (JOINT_HIGH, JOINT_LOW, from_motor_dict, lerobot_to_sim,
+                                 sim_to_lerobot, to_motor_dict)
+from policies.motion import SLICE_THIN_AXIS, MotionConfig, quat_to_mat
+from policies.scripted import ScriptedExpert
 from training.teleop.__main__ import main
 from training.teleop.keyboard import KeyboardConfig, KeyboardTeleop, ScriptedKeySource
 from training.teleop.leader import LeaderArmTeleop, LeaderConfig
 from training.teleop.session import SessionConfig, TeleopSession
 from training.teleop.virtual_servos import PhysicalLeader, VirtualServoChain
-from leisaac_tasks.units import (JOINT_HIGH, JOINT_LOW, from_motor_dict, lerobot_to_sim,
-                                 sim_to_lerobot, to_motor_dict)
-from policies.motion import SLICE_THIN_AXIS, MotionConfig, quat_to_mat
-from policies.scripted import ScriptedExpert
 
 SIZE = 64
 CAMERAS = ENV_CAMERAS = ("front",)  # one camera halves the (software) rendering; the recording path is the same

@@ -1,8 +1,8 @@
 """chefmate-bench: speed figures as records in reports/benchmarks.json ({name, value, unit, machine, date, command}).
 
-    chefmate-bench                  # the embedded backend on this machine (training/embedded_bench.py's table), plus cpu_* records
-    chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput, fine-tuning steps/s (eager and
-                                    # --compile), and 8 concurrent fine-tunes against one
+    chefmate-bench                  # the default grid on this machine: cpu_* records (--table: embedded_bench's table)
+    chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput (eager and compiled),
+                                    # fine-tuning steps/s (eager and --compile), 8 concurrent fine-tunes against one
 
 GPU figures use synthetic batches of the real shapes (both cameras, the small preset), so they need no datasets;
 the LLM is the shipped MiniLM when its package is installed, else random weights of the same shapes. A record
@@ -67,16 +67,21 @@ def _model(tune: Any = None):
     return model, tune
 
 
-def chunk_figures(device: torch.device) -> list[dict[str, Any]]:
+def chunk_figures(device: torch.device, compiled: bool) -> list[dict[str, Any]]:
+    """Chunk latency at batch 1 and chunks/s at 64/256/1024; ``compiled`` as ``vla:PATH?compile=1`` (the warm-up
+    calls hold the compiling). The eager figures carry the suffix ``_eager``."""
     from training.probe_vram import chunk_latency_ms
 
     model, _ = _model()
-    model.to(device)
+    model.to(device).eval()
+    if compiled:
+        model.compile_inference()
+    suffix = "" if compiled else "_eager"
     out = []
     for size in (1, 64, 256, 1024):
         ms = chunk_latency_ms(model, model.cfg, runs=20, device=device, seed=0, batch_size=size)
-        out.append(record("chunk_latency_ms_batch1", ms, "ms") if size == 1 else
-                   record(f"chunks_per_s_batch{size}", size / (ms / 1000), "chunks/s"))
+        out.append(record(f"chunk_latency_ms_batch1{suffix}", ms, "ms") if size == 1 else
+                   record(f"chunks_per_s_batch{size}{suffix}", size / (ms / 1000), "chunks/s"))
     return out
 
 
@@ -105,7 +110,7 @@ def concurrent_speedup(runs: int, batch_size: int) -> tuple[float, float]:
 
 def gpu_records(concurrent: int) -> list[dict[str, Any]]:
     device = torch.device("cuda")
-    records = chunk_figures(device)
+    records = chunk_figures(device, compiled=False) + chunk_figures(device, compiled=True)
     for size in (32, 96):
         records.append(record(f"finetune_steps_per_s_batch{size}", finetune_steps_per_s(device, size, False),
                               "steps/s"))
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gpu", action="store_true", help="the GPU figures (needs CUDA)")
     p.add_argument("--concurrent", type=int, default=8, help="fine-tunes run at once for the speedup figure")
-    p.add_argument("--table", action="store_true", help="also print training/embedded_bench.py's embedded-backend table")
+    p.add_argument("--table", action="store_true", help="also print training.embedded_bench's table")
     p.add_argument("--one-finetune", type=int, help=argparse.SUPPRESS)  # a child of the concurrency figure
     a = p.parse_args(argv)
     if a.one_finetune:
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.table:
         from training.embedded_bench import main as table
 
-        sys.argv = ["training/embedded_bench.py"]
+        sys.argv = ["training.embedded_bench"]
         table()
     return 0
 

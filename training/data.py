@@ -32,7 +32,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 
 from leisaac_tasks.dataset import CAMERAS, DatasetError, check_dataset
 from leisaac_tasks.v3_files import (STATE_DIM, VIDEO_KEYS, check_demo_features, episode_frames, read_parquet,
-                                          source_episodes, width_height)
+                                    source_episodes, width_height)
 from policies.vla.images import resize_images
 from policies.vla.normalize import ARM_DIMS, NormStats
 

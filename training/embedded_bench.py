@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from eval.run_matrix import MatrixConfig, run
-from training.demos.generate import GenerateConfig, generate
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import SEED_SCENARIOS
+from training.demos.generate import GenerateConfig, generate
 
 
 def env_steps_per_second(cameras: tuple[str, ...], image_size: int, steps: int) -> float:

@@ -29,12 +29,12 @@ from pathlib import Path
 import torch
 
 from eval.config_cli import defaults_from, from_args
+from leisaac_tasks.dataset import DatasetError
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA, CheckpointError, read_checkpoint_meta
 from policies.vla.normalize import NormStats
 from policies.vla.runtime import autocast, preset, resolve_device
 from policies.vla.tuning import TuneConfig, TuningError, apply_tuning, frozen_to_eval, parameter_report
-from leisaac_tasks.dataset import DatasetError
 from training.data import DemoData, TrainingWindows, WindowBatches, compute_norm_stats, mixture_sampler
 from training.schedule import cosine_with_warmup
 

@@ -20,10 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 SEED_GRID_POLICIES = ("expert", "blind")
 
@@ -236,7 +233,7 @@ def demos(out: Path, num_envs: int, episodes: int) -> dict:
 
 def run_all(out: Path, args) -> None:
     """Each stage in its own process (one SimulationContext per process); log everything, keep going."""
-    py = [sys.executable, str(Path(__file__).resolve())]
+    py = [sys.executable, "-m", "training.isaaclab_gpu"]
     stages = [("check", ["check"], 420), ("grid", ["grid", "--seeds", str(args.seeds), "--num-envs", "480",
                                                    "--plan-workers", str(args.plan_workers)], 600)]
     for n, timeout in ((64, 240), (256, 240), (1024, 300), (4096, 420)):

@@ -36,8 +36,8 @@ from tqdm import tqdm
 from eval.instructions import SEED_INSTRUCTIONS
 from eval.perturbations import FAMILIES, NEVER_PRESENT, PLACE_TEMPLATE
 from leisaac_tasks.scenarios import Scenario
-from policies.vla.images import resize_images
 from policies.vla.config import PRESETS
+from policies.vla.images import resize_images
 from policies.vla.model import VLA
 from policies.vla.runtime import preset, resolve_device
 from training.probe_vram import SYNTHETIC_NORM

@@ -24,8 +24,8 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
 from eval.real_arm.safety import HOME_DEG, SafetyConfig
+from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
 
 EXIT = {"complete": 0, "quit": 0, "robot_error": 3, "interrupted": 130}
 

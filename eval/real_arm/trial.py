@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from eval.real_arm.robot import CAMERAS, JointUnits, is_simulated
 from eval.real_arm.recording import TrialRecorder
+from eval.real_arm.robot import CAMERAS, JointUnits, is_simulated
 from eval.real_arm.safety import RateClock, SafetyConfig, SafetyFilter, SafetyLog, move_to_rest, safe_stop
 from eval.runner import SETTLE_STEPS, Episode, error_text
 from leisaac_tasks.episode import EpisodeClock

@@ -27,6 +27,10 @@ CAMERAS: tuple[str, ...] = ("front", "wrist")
 JOINT_GROUPS: tuple[tuple[str, slice], ...] = (("single_arm", slice(0, 5)), ("gripper", slice(5, 6)))
 LANGUAGE_KEY = "annotation.human.task_description"
 ACTION_DIM = 6
+# N1.6's ActionConfig per action group, as examples/SO100/so100_config.py declares them and as our VLA trains (arm
+# actions relative to the state, the gripper absolute): (ActionRepresentation, ActionType, ActionFormat) by name.
+ACTION_CONFIGS: dict[str, tuple[str, str, str]] = {"single_arm": ("RELATIVE", "NON_EEF", "DEFAULT"),
+                                                   "gripper": ("ABSOLUTE", "NON_EEF", "DEFAULT")}
 
 
 @dataclass(frozen=True)

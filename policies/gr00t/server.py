@@ -21,7 +21,8 @@ from typing import Any, Callable
 import zmq
 
 from policies.gr00t import wire
-from policies.gr00t.protocol import ACTION_DIM, CAMERAS, JOINT_GROUPS, LANGUAGE_KEY, Gr00tProtocol, ModelInputs
+from policies.gr00t.protocol import (ACTION_CONFIGS, ACTION_DIM, CAMERAS, JOINT_GROUPS, LANGUAGE_KEY, Gr00tProtocol,
+                                     ModelInputs)
 
 Predict = Callable[[ModelInputs], Any]
 POLL_MS = 100  # how often the loop looks up from recv to notice SIGTERM or a kill request
@@ -123,7 +124,8 @@ class InferenceServer:
 
         return {"video": wire.modality_config([0], keys("video", list(CAMERAS)), as_string),
                 "state": wire.modality_config([0], keys("state", groups), as_string),
-                "action": wire.modality_config(list(range(self.action_horizon)), keys("action", groups), as_string),
+                "action": wire.modality_config(list(range(self.action_horizon)), keys("action", groups), as_string,
+                                               None if as_string else [ACTION_CONFIGS[g] for g in groups]),
                 "language": wire.modality_config([0], [LANGUAGE_KEY], as_string)}
 
     def _kill(self, request: dict[str, Any]) -> None:

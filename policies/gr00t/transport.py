@@ -19,6 +19,9 @@ import zmq
 from policies.base import PolicyError
 from policies.gr00t import wire
 
+# torch.save's zip archive, and the pickle protocol 2+ opcode of its legacy format
+TORCH_SAVE_MAGIC = (b"PK\x03\x04", b"\x80\x02")
+
 RETRY_PAUSE_S = 0.1  # between attempts, so a restarting server gets a moment to bind
 
 
@@ -109,6 +112,12 @@ class Connection:
         where = self.endpoint.address
         if raw == b"ERROR":  # N1.6's PolicyClient treats this bare reply as a server-side failure too
             raise ServerErrorReply(f"the GR00T server at {where} answered {endpoint_name!r} with ERROR; check its log")
+        if raw.startswith(TORCH_SAVE_MAGIC):
+            # Isaac-GR00T N1.5 before msgpack (gr00t/eval/service.py's TorchSerializer): it torch.load()s our msgpack
+            # request, fails, and answers with torch.save({"error": ...}). Our wire is msgpack only.
+            raise PolicyError(f"the GR00T server at {where} speaks the old torch.save protocol (Isaac-GR00T N1.5's "
+                              f"TorchSerializer, before msgpack); update that Isaac-GR00T checkout to a commit whose "
+                              f"gr00t/eval/service.py uses MsgSerializer, or serve the model with chefmate-serve")
         try:
             reply = wire.unpack(raw)
         except wire.WireError as exc:

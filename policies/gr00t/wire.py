@@ -88,7 +88,16 @@ def error_reply(message: str) -> dict[str, str]:
     return {"error": message}
 
 
-def modality_config(delta_indices: list[int], modality_keys: list[str], json_string: bool) -> dict[str, Any]:
-    """One tagged ModalityConfig; ``json_string`` = the N1.5 form (pydantic's model_dump_json)."""
-    body = {"delta_indices": list(delta_indices), "modality_keys": list(modality_keys)}
-    return {MODALITY_CONFIG_TAG: True, "as_json": json.dumps(body) if json_string else body}
+def modality_config(delta_indices: list[int], modality_keys: list[str], json_string: bool,
+                    action_configs: list[tuple[str, str, str]] | None = None) -> dict[str, Any]:
+    """One tagged ModalityConfig. ``json_string``: the N1.5 form (pydantic's model_dump_json of its two fields).
+    Otherwise N1.6's: ``to_json_serializable`` of its dataclass, every field, enums by *name*, which its client
+    rebuilds with ``ModalityConfig(**as_json)`` (one ActionConfig per action key, looked up as
+    ``ActionRepresentation[name]``)."""
+    body: dict[str, Any] = {"delta_indices": list(delta_indices), "modality_keys": list(modality_keys)}
+    if json_string:
+        return {MODALITY_CONFIG_TAG: True, "as_json": json.dumps(body)}
+    body.update(sin_cos_embedding_keys=None, mean_std_embedding_keys=None,
+                action_configs=None if action_configs is None else
+                [{"rep": rep, "type": kind, "format": fmt, "state_key": None} for rep, kind, fmt in action_configs])
+    return {MODALITY_CONFIG_TAG: True, "as_json": body}

@@ -11,8 +11,8 @@ import numpy as np
 
 from eval import oracle
 from leisaac_tasks.dataset import Attempt, DatasetError, read_journal
-from training.demos.recipes import Cell, RecipeError, get_recipe
 from leisaac_tasks.outcomes import EpisodeOutcome
+from training.demos.recipes import Cell, RecipeError, get_recipe
 
 
 SETTLE_FRAMES = 10  # recorded after the expert is done, holding still while the slice comes to rest

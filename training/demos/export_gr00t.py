@@ -42,7 +42,7 @@ import numpy as np
 from leisaac_tasks.console import quiet_libraries
 from leisaac_tasks.dataset import CAMERAS, JOURNAL, DatasetError, check_dataset  # CAMERAS = so100_dualcam's
 from leisaac_tasks.v3_files import (check_demo_features, episode_frames, read_parquet, source_episodes,
-                                          source_tasks, width_height)
+                                    source_tasks, width_height)
 
 V21_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V21_VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"

@@ -22,15 +22,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
 from eval.config_cli import defaults_from, from_args
-from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
-                                          out_of_attempts, tally_journal)
+from leisaac_tasks.console import LIBRARIES_LOG, library_log, quiet_libraries
 from leisaac_tasks.dataset import CAMERAS, Attempt, DatasetError, DemoWriter, load_dataset
-from training.demos.recipes import Cell, DatasetPlan, RecipeError, RECIPES, get_recipe
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.episode import EpisodeClock, control_loop
 from policies.scripted import ScriptedExpert
+from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
+                                     out_of_attempts, tally_journal)
+from training.demos.recipes import Cell, DatasetPlan, RecipeError, RECIPES, get_recipe
 
 
 def record_attempt(env: SandwichEnv, expert: ScriptedExpert, writer: DemoWriter, cell: Cell, layout_seed: int,

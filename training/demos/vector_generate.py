@@ -23,13 +23,13 @@ from tqdm import tqdm
 
 from eval.vector_runner import PerEnvActor
 from leisaac_tasks.dataset import Attempt, DemoWriter
-from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
-                                          out_of_attempts, tally_journal)
-from training.demos.recipes import DatasetPlan
 from leisaac_tasks.episode import EpisodeClock
 from leisaac_tasks.spec import DEFAULT_SCENE
 from leisaac_tasks.vec_env import VecSandwichEnv
 from policies.scripted import ScriptedExpert
+from training.demos.attempts import (SETTLE_FRAMES, DatasetTally, GenerateConfig, attempt_budget, judge_attempt,
+                                     out_of_attempts, tally_journal)
+from training.demos.recipes import DatasetPlan
 
 Item = tuple[int, int]  # (attempt index, cell index)
 Frame = tuple[dict[str, np.ndarray], np.ndarray]  # (observation, action in sim radians)

@@ -30,9 +30,9 @@ import numpy as np
 
 from leisaac_tasks.kinematics import ARM_JOINTS, CLOSING_AXIS_LOCAL, SO101Kinematics
 from leisaac_tasks.spec import RobotSpec
-from training.teleop.session import TeleopError
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW
 from policies.motion import MotionConfig
+from training.teleop.session import TeleopError
 
 CONTROL_KEYS: dict[str, str] = {"b": "start", "n": "success", "r": "failure", "esc": "quit"}
 MOVE_KEYS: dict[str, tuple[float, float, float]] = {

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, from_motor_dict, lerobot_to_sim
 from training.teleop.keyboard import KeySource, PynputKeySource, control_events
 from training.teleop.session import TeleopError
-from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, from_motor_dict, lerobot_to_sim
 
 
 @dataclass(frozen=True)
