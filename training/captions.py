@@ -30,19 +30,17 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-# The layout's own lying-flat rotation, so a slice on the table lies exactly as one on the plate does.
 from eval.config_cli import defaults_from, from_args  # noqa: E402
+from leisaac_tasks.backends.mujoco.segmentation import OBJECTS, SegmentingSim  # noqa: E402
+# The layout's own lying-flat rotation, so a slice on the table lies exactly as one on the plate does.
 from leisaac_tasks.layout import LIE_FLAT, Layout, quat_mul, sample_layout, yaw_quat  # noqa: E402
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario, scenario_set  # noqa: E402
 from leisaac_tasks.spec import DEFAULT_SCENE, RobotSpec, SceneSpec  # noqa: E402
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW  # noqa: E402
 
 CAMERAS: tuple[str, ...] = ("front", "wrist")
-OBJECTS: tuple[str, ...] = ("plate", "holder", *INGREDIENTS)  # what a camera can be said to see
-SEEN_OBJECTS: tuple[str, ...] = ("", *OBJECTS, "gripper")  # segmentation classes; "" = anything else
 GRIPPER_OPEN_RAD = 0.35  # gripper joint above this reads as "open" (closed ~ -0.17, fully open ~ 1.75)
 LOW_M, HIGH_M = 0.07, 0.17  # gripper-site height buckets: low / mid / high
-VISIBLE_FRACTION = 0.002  # an object counts as seen when it covers this share of a camera's pixels
 # Words of a task instruction; captions must never contain them (the pretraining is instruction-free).
 INSTRUCTION_WORDS: tuple[str, ...] = ("pick", "put", "place it", "do not", "don't", "move", "grab", "take")
 
@@ -283,58 +281,6 @@ def write_caption(facts: SceneFacts, rng: np.random.Generator) -> tuple[str, dic
     return text, stated
 
 
-# --- rendering --------------------------------------------------------------------------------------------
-class SceneRenderer:
-    """The MuJoCo backend plus a segmentation pass, so facts about visibility come from the pixels."""
-
-    def __init__(self, spec: SceneSpec, segment_size: int):
-        import mujoco
-
-        from leisaac_tasks.backends import make_backend
-
-        self.spec = spec
-        self.sim = make_backend("mujoco", spec)
-        m = self.sim.model
-        robot_root = m.body("base").id
-        self._robot_body = np.zeros(m.nbody, bool)
-        for b in range(m.nbody):  # a body belongs to the arm when "base" is among its ancestors
-            r = b
-            while r and r != robot_root:
-                r = m.body_parentid[r]
-            self._robot_body[b] = r == robot_root
-        named = {"plate": [m.geom("plate").id], **{n: [m.geom(n).id] for n in INGREDIENTS},
-                 "holder": [g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body("holder").id],
-                 "gripper": [g for g in range(m.ngeom) if m.geom_bodyid[g] in
-                             (m.body(spec.robot.gripper_link).id, m.body("moving_jaw_so101_v1").id)]}
-        # geom id -> index into SEEN_OBJECTS (0 = nothing we name); the extra last slot catches background (-1)
-        self._geom_object = np.zeros(m.ngeom + 1, np.int64)
-        for obj, geoms in named.items():
-            self._geom_object[geoms] = SEEN_OBJECTS.index(obj)
-        # Visibility is judged at the saved image size: "seen" means seen in the pixels the model gets.
-        self._segment = mujoco.Renderer(m, height=segment_size, width=segment_size)
-        self._segment.enable_segmentation_rendering()
-        self._geom_type = int(mujoco.mjtObj.mjOBJ_GEOM)
-
-    def arm_collides(self) -> bool:
-        """Arm geoms penetrating the scene (table, holder, plate, slices) after the last reset."""
-        m, d = self.sim.model, self.sim.data
-        for c in d.contact[: d.ncon]:
-            if c.dist < -1e-3 and self._robot_body[m.geom_bodyid[c.geom1]] != self._robot_body[m.geom_bodyid[c.geom2]]:
-                return True
-        return False
-
-    def seen(self, camera: str) -> set[str]:
-        self._segment.update_scene(self.sim.data, camera=camera)
-        seg = self._segment.render()
-        ids = np.where(seg[..., 1] == self._geom_type, seg[..., 0], -1)
-        counts = np.bincount(self._geom_object[ids].ravel(), minlength=len(SEEN_OBJECTS))
-        return {obj for obj, c in zip(SEEN_OBJECTS, counts) if obj and c >= VISIBLE_FRACTION * ids.size}
-
-    def close(self) -> None:
-        self._segment.close()
-        self.sim.close()
-
-
 def table_pose(rng: np.random.Generator, name: str, layout: Layout, spec: SceneSpec,
                taken: list[np.ndarray]) -> np.ndarray | None:
     """A slice lying flat on free table in front of the robot, clear of plate, holder and other slices."""
@@ -384,7 +330,7 @@ def generate(cfg: CaptionConfig, log=print, progress: bool = True) -> dict[str, 
     began = time.perf_counter()
     pool = reach_pool(spec.robot)
     pool_s = time.perf_counter() - began
-    renderer = SceneRenderer(spec, segment_size=cfg.image_size)
+    renderer = SegmentingSim(spec, segment_size=cfg.image_size)
     images = {cam: np.empty((cfg.n, 3, cfg.image_size, cfg.image_size), np.uint8) for cam in CAMERAS}
     records: list[dict[str, Any]] = []
     render_began = time.perf_counter()

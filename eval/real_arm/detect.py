@@ -1,7 +1,7 @@
 """Propose each ingredient's outcome from the front camera: colour blobs before vs. after a trial.
 
 The operator confirms or corrects every proposal, so a proposal carries a confidence and a one-line reason.
-The regions and colours it needs are calibrated once (eval/real_arm/regions.py; re-exported here).
+The regions and colours it needs are calibrated once (eval/real_arm/colours.py, regions.py and click_calibration.py; re-exported here).
 
 The arm itself can share the cheese's colour (the SO-101's printed parts are often yellow), so every
 ingredient-coloured pixel of the ``before`` frame outside the ingredients' start regions is treated as static
@@ -24,9 +24,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from eval.real_arm.regions import (BoxPx, ClickCalibration, Colour, DetectError, HsvRange, Point, Polygon, Regions,
-                                   calibrate_by_clicking, colour_from_click, default_colours, load_regions,
-                                   regions_from_scene, save_regions)
+from eval.real_arm.click_calibration import ClickCalibration, calibrate_by_clicking
+from eval.real_arm.colours import Colour, DetectError, HsvRange, colour_from_click, default_colours
+from eval.real_arm.regions import BoxPx, Point, Polygon, Regions, load_regions, regions_from_scene, save_regions
 from leisaac_tasks.outcomes import Outcome
 from leisaac_tasks.scenarios import INGREDIENTS, Placement, Scenario
 
