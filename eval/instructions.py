@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from leisaac_tasks.env import BREAD_INSTRUCTION, CHEESE_INSTRUCTION
 from leisaac_tasks.intent import Intent
 
 SEED_FAMILY = "seed"
@@ -22,7 +23,7 @@ class Instruction:
 
 # The seed user's three instructions, verbatim.
 SEED_INSTRUCTIONS: tuple[Instruction, ...] = (
-    Instruction("pick up the yellow cheese and put it into the white plate", Intent("place", "cheese")),
-    Instruction("pick up the bread and put it into the white plate", Intent("place", "bread")),
+    Instruction(CHEESE_INSTRUCTION, Intent("place", "cheese")),
+    Instruction(BREAD_INSTRUCTION, Intent("place", "bread")),
     Instruction("do not pick up the cheese", Intent("avoid", "cheese")),
 )

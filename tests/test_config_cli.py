@@ -59,3 +59,20 @@ def test_grid_cli_defaults_are_matrix_config_defaults():
     p = argparse.ArgumentParser()
     add_grid_arguments(p)
     assert grid_config(p.parse_args([]), p.error) == MatrixConfig()
+
+
+def test_probe_and_teleop_cli_defaults_are_their_configs():
+    from training.probe_language import LanguageProbeConfig, build_parser as language_parser
+    from training.probe_vram import ProbeConfig, build_parser as vram_parser
+    from training.teleop.__main__ import build_parser as teleop_parser
+    from training.teleop.keyboard import KeyboardConfig
+    from training.teleop.leader import LeaderConfig
+    from training.teleop.session import SessionConfig
+
+    assert from_args(ProbeConfig, vram_parser().parse_args([])) == ProbeConfig()
+    a = language_parser().parse_args(["--preset", "tiny"])
+    assert from_args(LanguageProbeConfig, a) == LanguageProbeConfig(preset="tiny")
+    t = teleop_parser().parse_args(["--device", "keyboard", "--out", "o"])
+    s, k = SessionConfig(), KeyboardConfig()
+    assert (t.scenario, t.instruction, t.max_steps, t.fps) == (s.scenario, s.instruction, s.max_steps, s.fps)
+    assert (t.pos_step, t.leader_id, t.calibration_dir) == (k.pos_step, LeaderConfig.id, None)

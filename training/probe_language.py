@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from eval.config_cli import defaults_from, from_args
 from eval.instructions import SEED_INSTRUCTIONS
 from eval.perturbations import FAMILIES, NEVER_PRESENT, PLACE_TEMPLATE
 from leisaac_tasks.scenarios import Scenario
@@ -364,20 +365,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help="a checkpoint folder from training.finetune")
     p.add_argument("--preset", help=f"no checkpoint: a fresh model of this size ({', '.join(PRESETS)})")
     p.add_argument("--backbone-checkpoint", type=Path, help="with --preset: pretrained vision tower + projector")
-    p.add_argument("--scenario", default="H,H", help="the scene, (cheese, bread) placements, e.g. H,H or P,-")
-    p.add_argument("--seed", type=int, default=0, help="layout seed (and the fresh model's init)")
-    p.add_argument("--out", type=Path, default=LanguageProbeConfig.out,
-                   help=f"folder for the reports (default {LanguageProbeConfig.out}, git-ignored)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--scenario", help="the scene, (cheese, bread) placements, e.g. H,H or P,-")
+    p.add_argument("--seed", type=int, help="layout seed (and the fresh model's init)")
+    p.add_argument("--out", type=Path, help=f"folder for the reports (default {LanguageProbeConfig.out}, git-ignored)")
+    p.add_argument("--device")
+    defaults_from(p, LanguageProbeConfig)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
-        cfg = LanguageProbeConfig(out=a.out, checkpoint=a.checkpoint, preset=a.preset,
-                                  backbone_checkpoint=a.backbone_checkpoint, scenario=a.scenario, seed=a.seed,
-                                  device=a.device)
+        cfg = from_args(LanguageProbeConfig, a)
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # "pooler weights not used" is expected: GR00T reads hidden states

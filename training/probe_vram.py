@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable
 import torch
 from tqdm import tqdm
 
+from eval.config_cli import defaults_from, from_args
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA
 from policies.vla.normalize import NormStats
@@ -431,23 +432,23 @@ def write_reports(result: ProbeResult) -> list[Path]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.probe_vram", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="small", help=f"model size: {', '.join(PRESETS)}")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=10, help="timed training steps per setting (0: estimate only)")
-    p.add_argument("--budget-gb", type=float, default=24.0, help="GPU memory to fit in, GiB")
-    p.add_argument("--out", type=Path, default=ProbeConfig.out,
+    p.add_argument("--preset", help=f"model size: {', '.join(PRESETS)}")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=int, help="timed training steps per setting (0: estimate only)")
+    p.add_argument("--budget-gb", type=float, help="GPU memory to fit in, GiB")
+    p.add_argument("--out", type=Path,
                    help=f"markdown report; the .csv and .json go beside it (default {ProbeConfig.out}, git-ignored)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--latency-runs", type=int, default=20, help="predict_chunk calls to take the median of (0: skip)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--latency-runs", type=int, help="predict_chunk calls to take the median of (0: skip)")
+    p.add_argument("--seed", type=int)
+    defaults_from(p, ProbeConfig)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
-        cfg = ProbeConfig(preset=a.preset, batch_size=a.batch_size, steps=a.steps, budget_gb=a.budget_gb, out=a.out,
-                          device=a.device, latency_runs=a.latency_runs, seed=a.seed)
+        cfg = from_args(ProbeConfig, a)
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # "pooler weights not used" is expected: GR00T reads hidden states

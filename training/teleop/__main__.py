@@ -17,10 +17,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from eval.config_cli import defaults_from
 from leisaac_tasks.console import quiet_libraries
 from leisaac_tasks.dataset import DatasetError, DemoWriter
-from leisaac_tasks.env import CHEESE_INSTRUCTION
 from leisaac_tasks.scenarios import Scenario
+from training.teleop.keyboard import KeyboardConfig
+from training.teleop.leader import LeaderConfig
 from training.teleop.session import SessionConfig, TeleopError, TeleopSession
 
 DEVICES = ("keyboard", "leader")
@@ -32,23 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", required=True, choices=DEVICES)
     p.add_argument("--port", help="leader arm serial port, e.g. /dev/ttyACM0 (required with --device leader)")
-    p.add_argument("--leader-id", default="chefmate_leader",
-                   help="calibration id of the leader (LeRobot's --teleop.id)")
-    p.add_argument("--calibration-dir", type=Path, default=None, help="where the leader calibration lives "
+    p.add_argument("--leader-id", default=LeaderConfig.id, help="calibration id of the leader (LeRobot's --teleop.id)")
+    p.add_argument("--calibration-dir", type=Path, help="where the leader calibration lives "
                    "(default: LeRobot's calibration folder)")
     p.add_argument("--out", type=Path, required=True, help="dataset folder")
-    p.add_argument("--scenario", default="H,H",
-                   help="cheese,bread placement: H holder, P plate, - absent (default H,H)")
-    p.add_argument("--instruction", default=CHEESE_INSTRUCTION, help="task text stored with every frame")
+    p.add_argument("--scenario", help="cheese,bread placement: H holder, P plate, - absent (default %(default)s)")
+    p.add_argument("--instruction", help="task text stored with every frame")
     p.add_argument("--episodes", type=int, default=20, help="stop after this many kept demos this run (default 20)")
     p.add_argument("--seed", type=int, default=None, help="first layout seed (default 0, or after the last one "
                    "already in --out with --resume)")
-    p.add_argument("--max-steps", type=int, default=900,
-                   help="discard an attempt after this many steps (default 900)")
+    p.add_argument("--max-steps", type=int, help="discard an attempt after this many steps (default %(default)s)")
     p.add_argument("--image-size", type=int, default=224, help="square camera images, pixels (default 224)")
-    p.add_argument("--fps", type=float, default=30.0, help="real-time loop rate; lower is slow motion (the sim and "
+    p.add_argument("--fps", type=float, help="real-time loop rate; lower is slow motion (the sim and "
                    "the dataset stay at 30 Hz)")
-    p.add_argument("--pos-step", type=float, default=0.004, help="keyboard: metres per tick a move key is held")
+    p.add_argument("--pos-step", type=float, help="keyboard: metres per tick a move key is held")
     p.add_argument("--no-view", action="store_true", help="no camera window")
     p.add_argument("--resume", action="store_true", help="add to an existing --out dataset")
     p.add_argument("--joints", type=Path, help="with --device leader: replay the leader's joints from a file (six "
@@ -56,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "reading the arm")
     p.add_argument("--keys", type=Path, help="replay key taps from a file instead of the keyboard ('TICK KEY' per "
                                              "line, e.g. '0 b' then '1 w'): a headless session on the same code path")
+    defaults_from(p, SessionConfig, KeyboardConfig)
     return p
 
 
@@ -104,10 +104,10 @@ def make_device(args: argparse.Namespace):
 
     keys = read_key_script(args.keys) if args.keys is not None else None
     if args.device == "keyboard":
-        from training.teleop.keyboard import KeyboardConfig, KeyboardTeleop
+        from training.teleop.keyboard import KeyboardTeleop
 
         return KeyboardTeleop(KeyboardConfig(pos_step=args.pos_step), keys)
-    from training.teleop.leader import LeaderArmTeleop, LeaderConfig, RecordedLeader, read_joint_stream
+    from training.teleop.leader import LeaderArmTeleop, RecordedLeader, read_joint_stream
 
     if args.joints is not None:
         return RecordedLeader(read_joint_stream(args.joints), keys)

@@ -18,7 +18,7 @@ import numpy as np
 
 from eval import oracle
 from leisaac_tasks.dataset import Attempt, DemoWriter
-from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.env import CHEESE_INSTRUCTION, SandwichEnv
 from policies.instruction_parser import parse_instruction
 
 EVENTS = frozenset({"start", "success", "failure", "quit"})
@@ -53,7 +53,7 @@ class TeleopDevice(Protocol):
 @dataclass(frozen=True)
 class SessionConfig:
     scenario: str = "H,H"
-    instruction: str = "pick up the yellow cheese and put it into the white plate"
+    instruction: str = CHEESE_INSTRUCTION
     seeds: Sequence[int] = (0,)  # one layout per attempt, in this order
     episodes: int | None = None  # stop after this many kept demos (None: when the seeds run out)
     max_steps: int = 900  # 30 s of sim time; a longer attempt is discarded
