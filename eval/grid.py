@@ -25,7 +25,7 @@ from eval.perturbations import family_names, load_instruction_file
 from eval.provenance import write_manifest
 from eval.report import markdown_summary, write_report
 from eval.results import ResultStore
-from eval.runner import policy_cameras, run_episode
+from eval.runner import Episode, policy_cameras, run_episode
 from eval.vector_runner import run_vectorized
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.scenarios import Scenario, scenario_set
@@ -50,19 +50,24 @@ def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None,
         if not todo:
             print(f"nothing left to run: {len(store.done)} episodes already in {store.path}", flush=True)
         bar = tqdm(total=len(todo), desc="episodes", disable=not progress or not todo, unit="ep")
+        breaker = breaker if breaker is not None else CircuitBreaker(cfg.breaker)
+
+        def append(row: dict) -> None:  # every runner's rows pass the breaker on their way to the file
+            breaker.record(row)
+            store.append(row)
+
+        def skip(episode: Episode) -> dict | None:
+            return breaker.skipped_row(episode, cfg.backend)
+
         if vectorized:  # scripted policies plan their first IK trajectories on the spare cores
-            run_vectorized(cfg, todo, store.append, cfg.num_envs, on_row=bar.update,
-                           plan_workers=max(1, (os.cpu_count() or 2) - 2), policies=policies)
+            run_vectorized(cfg, todo, append, cfg.num_envs, on_row=bar.update,
+                           plan_workers=max(1, (os.cpu_count() or 2) - 2), policies=policies, skip=skip)
         elif cfg.workers > 1:
             env.close()  # each worker builds its own
-            run_parallel(cfg, todo, store.append, cfg.workers, on_row=bar.update)
+            run_parallel(cfg, todo, append, cfg.workers, on_row=bar.update, skip=skip)
         else:
-            breaker = breaker if breaker is not None else CircuitBreaker(cfg.breaker)
             for episode in todo:
-                row = breaker.skipped_row(episode, env.sim.name) or run_episode(env, policies[episode.policy], episode,
-                                                                                 cfg.max_steps)
-                breaker.record(row)
-                store.append(row)
+                append(skip(episode) or run_episode(env, policies[episode.policy], episode, cfg.max_steps))
                 bar.update()
         bar.close()
     finally:

@@ -52,11 +52,12 @@ class WorkerCrash(RuntimeError):
 
 
 def run_parallel(cfg: "MatrixConfig", episodes: Iterable[Episode], append: Callable[[dict[str, Any]], None],
-                 workers: int, on_row: Callable[[], None] = lambda: None) -> None:
+                 workers: int, on_row: Callable[[], None] = lambda: None,
+                 skip: Callable[[Episode], dict[str, Any] | None] = lambda episode: None) -> None:
     """Run ``episodes`` on ``workers`` processes, calling ``append(row)`` in the parent as each one ends.
 
     Episodes are handed out as workers free up, never queued ahead, so the episodes in flight are at most
-    ``workers``.
+    ``workers``. ``skip(episode)`` returns the row of an episode that must not run (a tripped circuit breaker).
     """
     pending = list(episodes)[::-1]
     # spawn, not fork: MuJoCo's GL context and torch's thread pool do not survive a fork.
@@ -67,7 +68,15 @@ def run_parallel(cfg: "MatrixConfig", episodes: Iterable[Episode], append: Calla
         try:
             while pending or running:
                 while pending and len(running) < workers:
-                    running.add(pool.submit(_run_one, pending.pop()))
+                    episode = pending.pop()
+                    row = skip(episode)
+                    if row is not None:
+                        append(row)
+                        on_row()
+                        continue
+                    running.add(pool.submit(_run_one, episode))
+                if not running:
+                    continue
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     append(future.result())

@@ -154,11 +154,13 @@ class _Running:
 
 def run_vectorized(cfg: "MatrixConfig", episodes: list[Episode], append: Callable[[dict], None], num_envs: int,
                    on_row: Callable[[], Any] | None = None, env: VecSandwichEnv | None = None,
-                   plan_workers: int = 0, policies: dict[str, Policy] | None = None) -> None:
+                   plan_workers: int = 0, policies: dict[str, Policy] | None = None,
+                   skip: Callable[[Episode], dict | None] = lambda episode: None) -> None:
     """Run ``episodes`` on ``num_envs`` parallel envs of ``cfg.backend``; ``append`` gets each finished row.
 
     ``plan_workers`` > 1 plans scripted policies' trajectories in that many processes (the CPU side of the grid).
     ``policies`` are already-built prototypes by spec (the caller validated them); missing ones are built here.
+    ``skip(episode)`` returns the row of an episode that must not run (a tripped circuit breaker), else None.
     """
     if not episodes:
         return
@@ -170,19 +172,32 @@ def run_vectorized(cfg: "MatrixConfig", episodes: list[Episode], append: Callabl
             # spawn, not fork: the parent may hold a CUDA context and warp threads
             pool = stack.enter_context(mp.get_context("spawn").Pool(plan_workers))
         actors = {name: make_actor(name, pool, prototypes[name]) for name in names}
-        _run(cfg, episodes, append, num_envs, on_row, env, actors)
+        _run(cfg, episodes, append, num_envs, on_row, env, actors, skip)
 
 
-def _run(cfg, episodes, append, num_envs, on_row, env, actors) -> None:
+def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
     cameras = tuple(dict.fromkeys(c for a in actors.values() for c in a.cameras))
     num_envs = min(num_envs, len(episodes))
     own_env = env is None
     env = env or make_vec_env(cfg.backend, num_envs, cameras=cameras, image_size=cfg.image_size)
     queue = deque(episodes)
+
+    def next_episode() -> Episode | None:
+        """The next episode to run; those ``skip`` refuses are recorded as they are passed over."""
+        while queue:
+            episode = queue.popleft()
+            row = skip(episode)
+            if row is None:
+                return episode
+            append(row)
+            if on_row:
+                on_row()
+        return None
+
     running: list[_Running | None] = [None] * env.num_envs
     actions = np.zeros((env.num_envs, 6))
     try:
-        _fill(env, actors, queue, running, range(env.num_envs), cfg.max_steps)
+        _fill(env, actors, next_episode, running, range(env.num_envs), cfg.max_steps)
         while any(r is not None for r in running):
             active = [i for i, r in enumerate(running) if r is not None]
             # Only envs whose policy looks this step are rendered (a VLA looks once per chunk).
@@ -212,7 +227,7 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors) -> None:
                 if on_row:
                     on_row()
                 running[i] = None
-            _fill(env, actors, queue, running, finished, cfg.max_steps)
+            _fill(env, actors, next_episode, running, finished, cfg.max_steps)
     finally:
         if own_env:
             env.close()
@@ -247,12 +262,13 @@ def _act(actor, slots: list[int], obs: dict[str, np.ndarray], row_of: dict[int, 
         traceback.print_exc()
 
 
-def _fill(env: VecSandwichEnv, actors, queue: deque, running: list[_Running | None], slots, max_steps: int) -> None:
+def _fill(env: VecSandwichEnv, actors, next_episode: Callable[[], Episode | None], running: list[_Running | None],
+          slots, max_steps: int) -> None:
     ids, scenarios, texts, seeds = [], [], [], []
     for i in slots:
-        if not queue:
+        episode = next_episode()
+        if episode is None:
             break
-        episode = queue.popleft()
         running[i] = _Running(episode, EpisodeClock(max_steps, SETTLE_STEPS))
         ids.append(i)
         scenarios.append(episode.scenario)

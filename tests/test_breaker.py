@@ -53,3 +53,21 @@ def test_a_breaker_of_0_never_trips(tmp_path, monkeypatch):
     code = main(["--policies", "down", "--scenarios", "H,H", "--families", "none", "--seeds", "2",
                  "--image-size", "32", "--max-steps", "40", "--breaker", "0", "--out", str(tmp_path / "g")])
     assert code == 0 and DownServer.calls == 6
+
+
+def test_the_breaker_trips_in_the_vectorized_grid_too(tmp_path, capsys, monkeypatch):
+    """--num-envs: rows pass the same breaker; once it trips, queued episodes of that policy are recorded without
+    being started. At most the episodes already in flight (one per other env) reach the server after the trip."""
+    monkeypatch.setitem(POLICIES, "down", f"{__name__}:DownServer")
+    DownServer.calls = 0
+    out = tmp_path / "vec"
+    code = main(["--policies", "down,expert", "--scenarios", "H,H;H,-", "--families", "none", "--seeds", "2",
+                 "--image-size", "32", "--max-steps", "40", "--num-envs", "2", "--out", str(out)])
+    assert code == 3
+    assert 3 <= DownServer.calls <= 4
+    rows = pd.read_csv(out / "episodes.csv", keep_default_na=False)
+    down, expert = rows[rows.policy == "down"], rows[rows.policy == "expert"]
+    assert len(down) == 12 and (down.behaviour == "policy_error").all()
+    assert (down.error.str.contains("circuit breaker tripped")).sum() == 12 - DownServer.calls
+    assert len(expert) == 12 and (expert.error == "").all()
+    assert capsys.readouterr().err.count("circuit breaker: down failed 3 episodes in a row") == 1
