@@ -222,8 +222,8 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
                     finished.append(i)
             for i in finished:
                 run = running[i]
-                append(episode_row(run.episode, env.backend, env.outcome(i), run.error, run.clock.steps, env.sim_time(i),
-                                   time.perf_counter() - run.started))
+                append(episode_row(run.episode, env.backend, env.outcome(i), run.error, run.clock.steps,
+                                   env.sim_time(i), time.perf_counter() - run.started))
                 if on_row:
                     on_row()
                 running[i] = None

@@ -563,7 +563,8 @@ def test_an_error_reply_becomes_a_policy_error_row(servers, env):
 
 def test_a_pre_msgpack_n15_server_gets_an_error_that_says_so(unused_port):
     """Isaac-GR00T N1.5 before msgpack (gr00t/eval/service.py's TorchSerializer) torch.load()s every request and,
-    failing on ours, answers torch.save({"error": ...}). That is one clear line at construction, not 'check host/port'."""
+    failing on ours, answers torch.save({"error": ...}). That is one clear line at construction, not 'check
+    host/port'."""
     import io
 
     def serve(stop: threading.Event) -> None:

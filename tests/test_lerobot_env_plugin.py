@@ -4,6 +4,7 @@ in LeRobot's units, and run end to end by the real ``lerobot-eval`` CLI."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,25 @@ def test_lerobot_eval_runs_an_act_policy_on_the_task(tmp_path):
     info = json.loads((out / "eval_info.json").read_text())
     assert info["overall"]["n_episodes"] == 2
     assert info["per_task"][0]["metrics"]["successes"] == [False, False]  # an untrained ACT does nothing useful
+
+
+def test_lerobot_train_evaluates_on_the_task_while_training(tmp_path):
+    """``lerobot-train --env.type=chefmate`` on a demo dataset of ours: two ACT steps, then LeRobot's own
+    evaluation on the task at step 2 writes its per-task success (an untrained ACT fails)."""
+    from training.demos.generate import GenerateConfig, generate
+
+    generate(GenerateConfig(recipe="seed", out=tmp_path / "demos", episodes=1, image_size=32), progress=False)
+    out = tmp_path / "train"
+    exe = Path(sys.executable).parent / "lerobot-train"
+    root = tmp_path / "demos" / "cheese"
+    proc = subprocess.run([str(exe), "--dataset.repo_id=local/cheese", f"--dataset.root={root}",
+                           "--policy.type=act", "--policy.device=cpu", "--policy.push_to_hub=false",
+                           "--policy.pretrained_backbone_weights=null", "--env.type=chefmate", "--env.image_size=32",
+                           "--env.episode_length=10", "--steps=2", "--env_eval_freq=2", "--eval.n_episodes=1",
+                           "--eval.batch_size=1", "--batch_size=2", "--save_checkpoint=false", "--num_workers=0",
+                           "--wandb.enable=false", f"--output_dir={out}"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert "Suite overall aggregated" in log and "'n_episodes': 1" in log
+    assert (out / "eval" / "videos_step_000002").is_dir()

@@ -199,8 +199,8 @@ def test_compiled_inference_gives_the_eager_chunk_at_every_batch_size():
     noise = torch.randn((3, CFG.action_horizon, CFG.action_dim), generator=torch.Generator().manual_seed(3))
     for b in (1, 3):
         sub = {k: v[:b] for k, v in rows.items()}
-        torch.testing.assert_close(compiled.predict_chunk(sub, noise=noise[:b]), eager.predict_chunk(sub, noise=noise[:b]),
-                                   rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(compiled.predict_chunk(sub, noise=noise[:b]),
+                                   eager.predict_chunk(sub, noise=noise[:b]), rtol=1e-4, atol=1e-3)
     # a generator gives the same draw as before: the eager path with the generator equals explicit noise
     g = torch.randn((1, CFG.action_horizon, CFG.action_dim), generator=torch.Generator().manual_seed(5))
     one = {k: v[:1] for k, v in rows.items()}

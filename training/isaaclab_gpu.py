@@ -1,10 +1,10 @@
 """The Isaac Lab backend on an NVIDIA GPU: consistency checks, the seed grid, and the speed benchmark.
 
-    python -m training.isaaclab_gpu check --out OUT          # robot placement and FK vs the MJCF, settling, camera frames
+    python -m training.isaaclab_gpu check --out OUT     # robot placement and FK vs the MJCF, settling, camera frames
     python -m training.isaaclab_gpu grid --out OUT --seeds 10 --num-envs 480 --plan-workers 12
     python -m training.isaaclab_gpu bench --out OUT --num-envs 1024
     python -m training.isaaclab_gpu demos --out OUT --num-envs 64 --episodes 48   # vectorized demo generation
-    python -m training.isaaclab_gpu all --out OUT            # each stage in its own process; a failure doesn't stop the rest
+    python -m training.isaaclab_gpu all --out OUT       # each stage in its own process; a failure doesn't stop the rest
 
 Every stage writes JSON (and CSV/PNG) under OUT and prints one ``RESULT {json}`` line.
 """

@@ -1,7 +1,8 @@
 """Propose each ingredient's outcome from the front camera: colour blobs before vs. after a trial.
 
 The operator confirms or corrects every proposal, so a proposal carries a confidence and a one-line reason.
-The regions and colours it needs are calibrated once (eval/real_arm/colours.py, regions.py and click_calibration.py; re-exported here).
+The regions and colours it needs are calibrated once (eval/real_arm/colours.py, regions.py and
+click_calibration.py; re-exported here).
 
 The arm itself can share the cheese's colour (the SO-101's printed parts are often yellow), so every
 ingredient-coloured pixel of the ``before`` frame outside the ingredients' start regions is treated as static
