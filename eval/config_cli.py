@@ -2,6 +2,7 @@
 
     p.add_argument("--batch-size", type=int)          # no default= here
     defaults_from(p, FinetuneConfig)                   # --batch-size now defaults to FinetuneConfig.batch_size
+    add_options(p, FinetuneConfig, "max_steps seed")   # or declare plain typed options straight from the fields
     cfg = from_args(FinetuneConfig, p.parse_args(), dataset_paths=...)   # fields named like options come from them
 
 An option matches the field its destination names (``--batch-size`` -> ``batch_size``). Options that are not fields
@@ -36,6 +37,16 @@ def defaults_from(parser: argparse.ArgumentParser, *configs: type) -> None:
     for action in parser._actions:  # argparse keeps no public list; this attribute is stable since Python 3.2
         if action.dest in defaults and action.default is None:
             action.default = defaults[action.dest]
+
+
+def add_options(parser: argparse.ArgumentParser, config: type, names: str, **helps: str) -> None:
+    """``--field-name`` options for the named fields (space-separated) of ``config``, each typed by its default's
+    type and defaulting to it; ``helps`` maps a field name to its help text. Plain numbers and strings only: an
+    option that needs more (choices, a bool flag, a path that may be None) is declared by hand."""
+    defaults = field_defaults(config)
+    for name in names.split():
+        default = defaults[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default, help=helps.get(name))
 
 
 def from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:

@@ -76,3 +76,12 @@ def test_probe_and_teleop_cli_defaults_are_their_configs():
     s, k = SessionConfig(), KeyboardConfig()
     assert (t.scenario, t.instruction, t.max_steps, t.fps) == (s.scenario, s.instruction, s.max_steps, s.fps)
     assert (t.pos_step, t.leader_id, t.calibration_dir) == (k.pos_step, LeaderConfig.id, None)
+
+
+def test_add_options_types_and_defaults_come_from_the_fields():
+    from eval.config_cli import add_options
+
+    p = argparse.ArgumentParser()
+    add_options(p, Cfg, "steps", steps="how many")
+    assert p.parse_args([]).steps == 7 and p.parse_args(["--steps", "3"]).steps == 3
+    assert next(a for a in p._actions if a.dest == "steps").help == "how many"

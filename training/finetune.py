@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from eval.config_cli import defaults_from, from_args
+from eval.config_cli import add_options, defaults_from, from_args
 from leisaac_tasks.dataset import DatasetError
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA, CheckpointError, read_checkpoint_meta
@@ -285,14 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="N1.5's --lora-full-model: q/k/v adapters on the backbone too; still only adapters train")
     _flag(p, "balance-dataset-weights", "weight datasets of a mixture as GR00T does")
     _flag(p, "balance-trajectory-weights", "sample each trajectory's steps uniformly, as GR00T does")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--warmup-ratio", type=float)
-    p.add_argument("--save-steps", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device")
+    add_options(p, FinetuneConfig,
+                "batch_size max_steps learning_rate weight_decay warmup_ratio save_steps seed device")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the loss (CUDA graphs on a GPU): several times the steps/s, after a minute "
                         "of compiling")

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from eval.config_cli import defaults_from, from_args
+from eval.config_cli import add_options, defaults_from, from_args
 from policies.vla.backbone import Backbone
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.runtime import RuntimeConfigError, autocast, preset, resolve_device
@@ -381,16 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--captions", type=Path, required=True, help="a caption set from `python -m training.captions`")
     p.add_argument("--out", type=Path, required=True, help="folder for backbone.safetensors and the logs")
     p.add_argument("--preset", help=f"model size: {', '.join(PRESETS)} (as for fine-tuning)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--embed-dim", type=int)
-    p.add_argument("--text-tokens", type=int)
-    p.add_argument("--eval-fraction", type=float)
-    p.add_argument("--shift-pixels", type=int, help="random-shift augmentation (-1 = image size / 16)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto (CUDA when there is one), cpu, cuda, cuda:1, ...")
+    add_options(p, PretrainConfig, "steps batch_size learning_rate weight_decay embed_dim text_tokens eval_fraction "
+                "shift_pixels seed device", shift_pixels="random-shift augmentation (-1 = image size / 16)",
+                device="auto (CUDA when there is one), cpu, cuda, cuda:1, ...")
     defaults_from(p, PretrainConfig)
     return p
 

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable
 import torch
 from tqdm import tqdm
 
-from eval.config_cli import defaults_from, from_args
+from eval.config_cli import add_options, defaults_from, from_args
 from policies.vla.config import PRESETS, VLAConfig
 from policies.vla.model import VLA
 from policies.vla.normalize import NormStats
@@ -433,14 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.probe_vram", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", help=f"model size: {', '.join(PRESETS)}")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--steps", type=int, help="timed training steps per setting (0: estimate only)")
-    p.add_argument("--budget-gb", type=float, help="GPU memory to fit in, GiB")
+    add_options(p, ProbeConfig, "batch_size steps budget_gb",
+                steps="timed training steps per setting (0: estimate only)", budget_gb="GPU memory to fit in, GiB")
     p.add_argument("--out", type=Path,
                    help=f"markdown report; the .csv and .json go beside it (default {ProbeConfig.out}, git-ignored)")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--latency-runs", type=int, help="predict_chunk calls to take the median of (0: skip)")
-    p.add_argument("--seed", type=int)
+    add_options(p, ProbeConfig, "device latency_runs seed", device="auto, cpu, cuda or cuda:N",
+                latency_runs="predict_chunk calls to take the median of (0: skip)")
     defaults_from(p, ProbeConfig)
     return p
 
