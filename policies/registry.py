@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from policies.base import Policy
+from policies.base import Abilities, Policy
 
 # Import paths, so listing names never loads a model.
 POLICIES: dict[str, str] = {
@@ -24,19 +24,34 @@ def register_policy(name: str, import_path: str) -> None:
 
 
 def make_policy(spec: str, **kwargs: Any) -> Policy:
-    """``spec`` is a registered name, optionally with one argument after the first colon: ``vla:runs/dis``.
+    """``spec`` is a registered name, optionally with one argument after the first colon: ``vla:runs/dis``; or the
+    import path ``package.module:Class[:ARG]`` of a policy class that is not registered. Worker processes rebuild
+    policies from their specs, so an import path works under ``--workers`` too.
 
     A class with a ``from_spec(arg, **kwargs)`` classmethod reads the argument itself (``gr00t:host:5555``);
     otherwise the argument is passed as ``checkpoint``.
     """
     name, _, arg = spec.partition(":")
-    if name not in POLICIES:
+    attr, _, class_arg = arg.partition(":")
+    if name in POLICIES:
+        module, attr = POLICIES[name].split(":")
+        cls = getattr(importlib.import_module(module), attr)
+    elif attr.isidentifier() and all(part.isidentifier() for part in name.split(".")):
+        # an import path: module:Class[:ARG], for a policy class that is not registered
+        try:
+            cls = getattr(importlib.import_module(name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"policy {spec!r}: cannot import {name}:{attr} ({exc}); is its package installed?") \
+                from None
+        arg = class_arg
+    else:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(sorted(POLICIES))} "
-                         f"(e.g. --policies expert,blind)")
-    module, attr = POLICIES[name].split(":")
-    cls = getattr(importlib.import_module(module), attr)
+                         f"(e.g. --policies expert,blind), or give an import path such as mypkg.policies:MyPolicy")
     if hasattr(cls, "from_spec"):
-        return cls.from_spec(arg, **kwargs)
-    if arg:
-        kwargs = {"checkpoint": arg, **kwargs}
-    return cls(**kwargs)
+        policy = cls.from_spec(arg, **kwargs)
+    else:
+        policy = cls(**({"checkpoint": arg, **kwargs} if arg else kwargs))
+    if not isinstance(getattr(policy, "abilities", None), Abilities):
+        raise ValueError(f"policy {spec!r}: {type(policy).__name__} declares no abilities; give it "
+                         f"abilities = Abilities(...) (policies/base.py says what each one means)")
+    return policy

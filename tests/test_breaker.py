@@ -71,3 +71,23 @@ def test_the_breaker_trips_in_the_vectorized_grid_too(tmp_path, capsys, monkeypa
     assert (down.error.str.contains("circuit breaker tripped")).sum() == 12 - DownServer.calls
     assert len(expert) == 12 and (expert.error == "").all()
     assert capsys.readouterr().err.count("circuit breaker: down failed 3 episodes in a row") == 1
+
+
+def test_the_breaker_trips_under_workers_with_an_unregistered_policy_by_import_path(tmp_path, capsys):
+    """--workers 2 with ``module:Class`` (no registration: each spawned worker imports it by path). At most the
+    episodes in flight when the breaker trips reach the dead server; the rest are recorded without a worker."""
+    out = tmp_path / "workers"
+    code = main(["--policies", f"{__name__}:DownServer,expert", "--scenarios", "H,H;H,-", "--families", "none",
+                 "--seeds", "2", "--image-size", "32", "--max-steps", "40", "--workers", "2", "--out", str(out)])
+    assert code == 3
+    rows = pd.read_csv(out / "episodes.csv", keep_default_na=False)
+    down = rows[rows.policy == f"{__name__}:DownServer"]
+    assert len(down) == 12 and (down.behaviour == "policy_error").all()
+    assert 8 <= down.error.str.contains("circuit breaker tripped").sum() <= 9
+    assert (rows[rows.policy == "expert"].error == "").all()
+
+
+def test_an_import_path_that_does_not_import_is_one_clear_line(tmp_path, capsys):
+    code = main(["--policies", "nosuchpkg.policies:Mine", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot import nosuchpkg.policies:Mine" in err and not (tmp_path / "x").exists()
