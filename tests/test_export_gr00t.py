@@ -45,7 +45,8 @@ import pytest
 
 from leisaac_tasks.dataset import JOURNAL, Attempt, DatasetError, DemoWriter
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, MOTOR_KEYS, sim_to_lerobot
-from training.demos.export_gr00t import export_gr00t, main
+from leisaac_tasks.v3_files import source_episodes
+from training.demos.export_gr00t import EncodeConfig, export_gr00t, main
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -239,6 +240,53 @@ def test_videos_hold_each_frame_at_its_timestamp(export):
             levels = frames[picked].reshape(length, -1).mean(1)
             expected = [frame_level(e, i, cam) for i in range(length)]
             np.testing.assert_allclose(levels, expected, atol=LEVEL_TOLERANCE, err_msg=f"episode {e} {cam}")
+
+
+def _yuv_frames(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="yuv420p") for f in container.decode(container.streams.video[0])])
+
+
+def _packet_bytes(path: Path, from_ts: float = 0.0, length: int | None = None) -> list[bytes]:
+    """The H.264 packets shown from ``from_ts`` on (``length`` of them, or all), in decode order."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        first = round(from_ts / stream.time_base)
+        last = first + (length or 10**9) * round(1 / (FPS * stream.time_base))
+        return [bytes(p) for p in container.demux(stream) if p.pts is not None and first <= p.pts < last]
+
+
+def test_videos_are_the_sources_own_packets_and_re_encoding_remains_for_the_rest(export, source, tmp_path):
+    """The export remuxes each episode's H.264 packets (LeRobot encodes every episode from a keyframe), so the
+    bitstream and the decoded pixels equal the source's exactly; with stream_copy off, the re-encode path still gives
+    frame i at i/fps."""
+    from leisaac_tasks.v3_files import episode_frames
+
+    info = json.loads((source.root / "meta/info.json").read_text())
+    view = Gr00tView(export)
+    episodes = source_episodes(source.root)
+    for ep in episodes:
+        e = int(ep["episode_index"])
+        for cam in ("front", "wrist"):
+            vk = f"observation.images.{cam}"
+            video = source.root / info["video_path"].format(video_key=vk, chunk_index=ep[f"videos/{vk}/chunk_index"],
+                                                            file_index=ep[f"videos/{vk}/file_index"])
+            original = np.stack(list(episode_frames(video, float(ep[f"videos/{vk}/from_timestamp"]),
+                                                    int(ep["length"]), FPS)))
+            np.testing.assert_array_equal(_yuv_frames(view.video_path(e, f"video.{cam}")), original)
+            assert _packet_bytes(view.video_path(e, f"video.{cam}")) == \
+                _packet_bytes(video, float(ep[f"videos/{vk}/from_timestamp"]), int(ep["length"]))
+    reencoded = tmp_path / "reencoded"
+    export_gr00t(source.root, reencoded, cfg=EncodeConfig(stream_copy=False))
+    again = Gr00tView(reencoded)
+    for e, length in enumerate(LENGTHS):
+        frames, times, _ = decode(again.video_path(e, "video.front"))
+        np.testing.assert_allclose(times, np.arange(length) / FPS, atol=1e-6)
+        assert len(frames) == length
 
 
 def test_journal_is_copied(export, source):

@@ -58,6 +58,9 @@ class EncodeConfig:
     crf: int = 18  # the source is already lossy; keep the second generation close to it
     gop: int = 2  # short GOP: GR00T samples single frames at random timestamps, so seeks must be cheap
     preset: str = "medium"
+    # Remux each episode's H.264 packets when the source allows it (LeRobot's per-episode encoding does); the
+    # settings above then apply only to episodes that must be re-encoded.
+    stream_copy: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,45 @@ def _encode(frames: Iterator[np.ndarray], path: Path, width: int, height: int, f
             n += 1
         out.mux(stream.encode())
     return n
+
+
+def _copy_episode(video: Path, path: Path, from_ts: float, length: int, fps: int) -> bool:
+    """Remux one episode's packets out of a v3 video file into its own mp4, without re-encoding: the pixels stay
+    exactly the source's. Done only when the episode is self-contained, as LeRobot's per-episode encoding leaves
+    it: it starts on a keyframe, holds exactly ``length`` packets, and packet k is shown at ``from_ts + k/fps``.
+    After the shift, frame i plays at i/fps, as the re-encoded files do. Returns False (nothing written) otherwise,
+    and for a file it can't read (the re-encode path then names the damage)."""
+    import av
+
+    try:
+        return _remux(av, video, path, from_ts, length, fps)
+    except av.FFmpegError:
+        path.unlink(missing_ok=True)
+        return False
+
+
+def _remux(av, video: Path, path: Path, from_ts: float, length: int, fps: int) -> bool:
+    with av.open(str(video)) as src:
+        stream = src.streams.video[0]
+        step = 1 / (fps * stream.time_base)  # ticks per frame
+        first = round(from_ts / stream.time_base)
+        if step != int(step):
+            return False
+        src.seek(first, stream=stream, backward=True)
+        packets = [p for p in src.demux(stream) if p.pts is not None and first <= p.pts < first + length * step]
+        shown = sorted(p.pts for p in packets)
+        if (len(packets) != length or not packets[0].is_keyframe or packets[0].pts != first
+                or shown != [first + k * int(step) for k in range(length)]):
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(path), "w") as out:
+            copy = out.add_stream_from_template(stream)
+            for packet in packets:
+                packet.pts -= first
+                packet.dts -= first
+                packet.stream = copy
+                out.mux(packet)
+    return True
 
 
 # --- stats -------------------------------------------------------------------------------------------------------
@@ -187,8 +229,11 @@ def _write_export(src: Path, dst: Path, info: dict[str, Any], cfg: EncodeConfig,
         for vk in video_keys:
             video = src / info["video_path"].format(video_key=vk, chunk_index=ep[f"videos/{vk}/chunk_index"],
                                                     file_index=ep[f"videos/{vk}/file_index"])
-            frames = episode_frames(video, float(ep[f"videos/{vk}/from_timestamp"]), length, fps)
+            from_ts = float(ep[f"videos/{vk}/from_timestamp"])
             out_video = dst / V21_VIDEO_PATH.format(episode_chunk=chunk, video_key=vk, episode_index=e)
+            if cfg.stream_copy and _copy_episode(video, out_video, from_ts, length, fps):
+                continue  # the source's own packets: no second lossy generation
+            frames = episode_frames(video, from_ts, length, fps)
             if _encode(frames, out_video, *sizes[vk], fps, cfg) != length:
                 raise DatasetError(f"{out_video}: encoded frame count differs from the episode length {length}")
         total += length
