@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from eval.instructions import Instruction
 from eval.runner import Episode, run_episode
 from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.instructions import Instruction
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.scenarios import Scenario
 from policies.registry import make_policy

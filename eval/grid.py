@@ -21,13 +21,13 @@ from eval.breaker import CircuitBreaker
 from eval.config_cli import defaults_from, field_defaults
 from eval.matrix_config import MatrixConfig
 from eval.parallel import run_parallel
-from eval.perturbations import family_names, load_instruction_file
 from eval.provenance import write_manifest
 from eval.report import markdown_summary, write_report
 from eval.results import ResultStore
 from eval.runner import Episode, policy_cameras, run_episode
 from eval.vector_runner import run_vectorized
 from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.perturbations import family_names, load_instruction_file
 from leisaac_tasks.scenarios import Scenario, scenario_set
 from policies.registry import make_policy
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.breaker import DEFAULT_LIMIT
-from eval.instructions import SEED_INSTRUCTIONS, Instruction
-from eval.perturbations import build_instructions, family_names
 from eval.runner import Episode
 from leisaac_tasks import MAX_EPISODE_STEPS
+from leisaac_tasks.instructions import SEED_INSTRUCTIONS, Instruction
+from leisaac_tasks.perturbations import build_instructions, family_names
 from leisaac_tasks.scenarios import Scenario, scenario_set
 
 

@@ -25,8 +25,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from eval.oracle import Expect, expected
 from leisaac_tasks.intent import Intent
+from leisaac_tasks.oracle import Expect, expected
 from leisaac_tasks.outcomes import LEFT_ALONE, Outcome
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario, scenario_set
 

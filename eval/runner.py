@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from eval import heuristic, oracle
-from eval.instructions import Instruction
+from leisaac_tasks import heuristic, oracle
 from leisaac_tasks.env import SandwichEnv
 from leisaac_tasks.episode import EpisodeClock, control_loop
+from leisaac_tasks.instructions import Instruction
 from leisaac_tasks.outcomes import EpisodeOutcome
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario
 from policies.base import Policy, PolicyError

@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from eval.instructions import Instruction  # noqa: E402
 from eval.real_arm.detect import (ClickCalibration, DetectError, Proposal, calibrate_by_clicking,  # noqa: E402
                                   default_colours, load_regions, propose, regions_from_scene, save_regions)
 from eval.runner import Episode, run_episode  # noqa: E402
 from leisaac_tasks.env import SandwichEnv  # noqa: E402
+from leisaac_tasks.instructions import Instruction  # noqa: E402
 from leisaac_tasks.intent import Intent  # noqa: E402
 from leisaac_tasks.kinematics import SO101Kinematics  # noqa: E402
 from leisaac_tasks.outcomes import Outcome  # noqa: E402

@@ -26,10 +26,10 @@ import torch
 import zmq
 
 from eval import grid
-from eval.instructions import SEED_INSTRUCTIONS, Instruction
 from eval.results import COLUMNS
 from eval.runner import Episode, run_episode
 from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.instructions import SEED_INSTRUCTIONS, Instruction
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.scenarios import Scenario, scenario_set
 from leisaac_tasks.units import sim_to_lerobot

@@ -51,7 +51,7 @@ def test_gripper_follows_the_mjcf_kinematics(vec):
 
 
 def test_an_expert_pick_lands_the_cheese_on_the_plate_and_rows_match_the_csv(vec):
-    from eval.instructions import SEED_INSTRUCTIONS
+    from leisaac_tasks.instructions import SEED_INSTRUCTIONS
     from eval.results import COLUMNS
     from eval.run_matrix import MatrixConfig
     from eval.runner import Episode

@@ -12,12 +12,12 @@ import mujoco
 import numpy as np
 import pytest
 
-from eval.instructions import SEED_INSTRUCTIONS
 from eval.results import COLUMNS
 from eval.run_matrix import MatrixConfig
 from eval.runner import Episode, run_episode
 from eval.vector_runner import run_vectorized
 from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.instructions import SEED_INSTRUCTIONS
 from leisaac_tasks.isaaclab import so101_usd
 from leisaac_tasks.isaaclab.description import (describe_scene, layout_poses, look_at_xyzw, matrix_to_xyzw,
                                                 xyzw_to_wxyz)

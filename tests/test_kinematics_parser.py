@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from eval.perturbations import build_instructions, family_names, load_instruction_file
 from leisaac_tasks.kinematics import APPROACH_AXIS_LOCAL, CLOSING_AXIS_LOCAL, SO101Kinematics
+from leisaac_tasks.perturbations import build_instructions, family_names, load_instruction_file
 from leisaac_tasks.scenarios import scenario_set
 from policies.instruction_parser import parse_instruction
 

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.heuristic import SEED_HEURISTIC, agrees
 from eval.metrics import (METRICS, MetricValue, heuristic_agreement, language_influence_index,
                           language_sensitivity, modal_behaviour, negation_compliance, oracle_influence_index,
                           outcome_table, pair_relation, success_act, success_rate, success_refrain, summarize,
                           wording_sensitivity)
-from eval.oracle import expected, judge
 from eval.plots import plot_metric_bars, plot_outcome_heatmap
+from leisaac_tasks.heuristic import SEED_HEURISTIC, agrees
 from leisaac_tasks.intent import Intent
+from leisaac_tasks.oracle import expected, judge
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
 from leisaac_tasks.scenarios import Scenario, scenario_set
 

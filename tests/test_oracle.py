@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eval.oracle import Expect, describe, expected, judge
 from leisaac_tasks.intent import Intent
+from leisaac_tasks.oracle import Expect, describe, expected, judge
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
 from leisaac_tasks.scenarios import SEED_SCENARIOS, Scenario
 

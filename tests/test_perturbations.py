@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from eval.instructions import SEED_INSTRUCTIONS, Instruction
-from eval.perturbations import (FAMILIES, InstructionFileError, build_instructions, family_names,
-                                load_instruction_file)
+from leisaac_tasks.instructions import SEED_INSTRUCTIONS, Instruction
 from leisaac_tasks.intent import Intent
+from leisaac_tasks.perturbations import (FAMILIES, InstructionFileError, build_instructions, family_names,
+                                load_instruction_file)
 from leisaac_tasks.scenarios import SEED_SCENARIOS, Placement, Scenario, scenario_set
 
 H, P, A = Placement.HOLDER, Placement.PLATE, Placement.ABSENT

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from eval.instructions import SEED_INSTRUCTIONS, Instruction
 from eval.metrics import pair_relation
-from eval.perturbations import build_instructions
+from leisaac_tasks.instructions import SEED_INSTRUCTIONS, Instruction
+from leisaac_tasks.perturbations import build_instructions
 from leisaac_tasks.scenarios import SEED_SCENARIOS, Scenario
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, lerobot_to_sim
 from policies.base import Policy

@@ -122,7 +122,7 @@ def check(out: Path, device: str = "cuda:0") -> dict:
 
 
 def grid(out: Path, seeds: int, num_envs: int, plan_workers: int, families: str = "none") -> dict:
-    from eval.perturbations import family_names
+    from leisaac_tasks.perturbations import family_names
     from eval.report import markdown_summary, write_report
     from eval.results import ResultStore
     from eval.run_matrix import MatrixConfig

@@ -34,8 +34,8 @@ import torch
 from tqdm import tqdm
 
 from eval.config_cli import defaults_from, from_args
-from eval.instructions import SEED_INSTRUCTIONS
-from eval.perturbations import FAMILIES, NEVER_PRESENT, PLACE_TEMPLATE
+from leisaac_tasks.instructions import SEED_INSTRUCTIONS
+from leisaac_tasks.perturbations import FAMILIES, NEVER_PRESENT, PLACE_TEMPLATE
 from leisaac_tasks.scenarios import Scenario
 from policies.vla.config import PRESETS
 from policies.vla.images import resize_images

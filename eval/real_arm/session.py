@@ -23,7 +23,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from eval.instructions import Instruction
 from eval.real_arm.guessing import Guesser
 from eval.real_arm.operator import Answer, Operator
 from eval.real_arm.recording import TrialRecorder
@@ -33,6 +32,7 @@ from eval.real_arm.safety import RateClock, SafetyFilter, SafetyLog, safe_stop
 from eval.real_arm.trial import RobotFault, TrialRun, prepare_arm, run_trial
 from eval.results import ResultStore
 from eval.runner import Episode, episode_row, error_text
+from leisaac_tasks.instructions import Instruction
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario

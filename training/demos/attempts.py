@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval import oracle
+from leisaac_tasks import oracle
 from leisaac_tasks.dataset import Attempt, DatasetError, read_journal
 from leisaac_tasks.outcomes import EpisodeOutcome
 from training.demos.recipes import Cell, RecipeError, get_recipe

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eval.instructions import SEED_INSTRUCTIONS, Instruction
+from leisaac_tasks.instructions import SEED_INSTRUCTIONS, Instruction
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.scenarios import Scenario
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from eval import oracle
+from leisaac_tasks import oracle
 from leisaac_tasks.dataset import Attempt, DemoWriter
 from leisaac_tasks.env import CHEESE_INSTRUCTION, SandwichEnv
 from policies.instruction_parser import parse_instruction

@@ -15,11 +15,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from eval import oracle
-from eval.instructions import SEED_INSTRUCTIONS
-from eval.perturbations import build_instructions
+from leisaac_tasks import oracle
 from leisaac_tasks import MAX_EPISODE_STEPS
 from leisaac_tasks.env import SandwichEnv
+from leisaac_tasks.instructions import SEED_INSTRUCTIONS
+from leisaac_tasks.perturbations import build_instructions
 from leisaac_tasks.scenarios import Scenario
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, lerobot_to_sim, sim_to_lerobot
 

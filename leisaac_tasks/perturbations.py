@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 import yaml
 
-from eval.instructions import SEED_FAMILY, SEED_INSTRUCTIONS, Instruction
+from leisaac_tasks.instructions import SEED_FAMILY, SEED_INSTRUCTIONS, Instruction
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario
 
