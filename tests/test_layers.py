@@ -24,7 +24,7 @@ def modules() -> dict[str, Path]:
 
 
 def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The project modules ``name`` imports anywhere in its file (``from eval import oracle`` is eval.oracle)."""
+    """The project modules ``name`` imports anywhere in its file (``from eval import metrics`` is eval.metrics)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     targets = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -48,7 +48,7 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
 def graph() -> dict[str, set[str]]:
     known = modules()
     edges = {name: imports(name, path, known) for name, path in known.items()}
-    # `from eval import oracle` names the package and the module: keep the module only
+    # `from eval import metrics` names the package and the module: keep the module only
     return {name: {t for t in targets if not any(o.startswith(t + ".") for o in targets)}
             for name, targets in edges.items()}
 

@@ -5,7 +5,7 @@
     chefmate-generate --recipe seed --episodes 500 --out datasets/seed --backend isaaclab --num-envs 256
 
 Each attempt draws a fresh layout (the spec's jitter) and a noisy expert (speed, approach height, grasp height,
-gripper timing), records every control step, and is judged by eval's oracle; only demos the oracle accepts are
+gripper timing), records every control step, and is judged by the task's oracle; only demos the oracle accepts are
 kept. Attempt k of a dataset always uses layout seed ``--seed + k``, so runs replay and resume exactly.
 With ``--num-envs N`` (or ``--backend isaaclab``) attempts run N at a time on a vectorized backend
 (training/demos/vector_generate.py) and the datasets and journals come out the same.
