@@ -80,6 +80,7 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
     simulated = is_simulated(robot)
     wall0 = time.perf_counter()
     sim0 = robot.sim_time() if simulated else 0.0
+    episode_clock = EpisodeClock(max_steps, SETTLE_STEPS)  # the sim grid's end rule; counts the actions sent
     try:
         obs = _robot(robot.get_observation)
         run.before = np.array(obs["front"])
@@ -88,7 +89,6 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
         except Exception as exc:  # noqa: BLE001
             raise PolicyFault(error_text(exc)) from exc
         safety.reset()
-        episode_clock = EpisodeClock(max_steps, SETTLE_STEPS)  # the sim grid's end rule
         clock.start()
         while episode_clock.running:
             q = units.observation_to_sim(obs)
@@ -98,29 +98,29 @@ def run_trial(robot, units: JointUnits, policy: Policy, episode: Episode, safety
                 target = policy.act(seen, info)
             except Exception as exc:  # noqa: BLE001  the grid goes on; the row says what broke
                 raise PolicyFault(error_text(exc)) from exc
-            safe = safety.filter(np.asarray(target, dtype=np.float64), q, run.steps, log, slow)
+            safe = safety.filter(np.asarray(target, dtype=np.float64), q, episode_clock.steps, log, slow)
             sent = _robot(robot.send_action, units.action(safe))
             if recorder is not None:
                 recorder.frame(seen, units.observation_to_sim(sent), instruction)
-            run.steps += 1
+            episode_clock.tick(policy.done)
             clock.tick()
             obs = _robot(robot.get_observation)
-            if run.steps % DETECT_FRAME_EVERY == 0:
+            if episode_clock.steps % DETECT_FRAME_EVERY == 0:
                 run.frames.append(np.array(obs["front"]))
-            episode_clock.tick(policy.done)
     except KeyboardInterrupt:
         run.status = "interrupted"
-        log.event("interrupted", step=run.steps)
+        log.event("interrupted", step=episode_clock.steps)
     except RobotFault as fault:
         run.status, run.error = "robot_error", str(fault)
         lost = isinstance(fault.__cause__, OSError)  # ConnectionError and serial.SerialException both are
-        log.event("serial_lost" if lost else "robot_fault", step=run.steps, error=str(fault)[:200])
+        log.event("serial_lost" if lost else "robot_fault", step=episode_clock.steps, error=str(fault)[:200])
     except PolicyFault as fault:
         run.status, run.error = "policy_error", str(fault)
-        log.event("policy_error", step=run.steps, error=str(fault)[:200])
+        log.event("policy_error", step=episode_clock.steps, error=str(fault)[:200])
     except BaseException:
         safe_stop(robot, units, cfg, clock, log, reason="unexpected error")
         raise
+    run.steps = episode_clock.steps
     run.seconds = round((robot.sim_time() - sim0) if simulated else time.perf_counter() - wall0, 3)
 
     if run.status == "finished":

@@ -70,7 +70,10 @@ class VLA(nn.Module):
         # Pad to a power of two: a handful of compiled graphs then serve every batch size the grid produces.
         b = state.shape[0]
         size = 1 << (b - 1).bit_length()
-        pad = lambda t: torch.cat([t, t[-1:].expand(size - b, *t.shape[1:])]) if size > b else t  # noqa: E731
+
+        def pad(t: torch.Tensor) -> torch.Tensor:  # repeat the last row up to the padded size
+            return torch.cat([t, t[-1:].expand(size - b, *t.shape[1:])]) if size > b else t
+
         out = self._compiled_chunk({c: pad(v) for c, v in images.items()}, pad(tok["input_ids"]),
                                    pad(tok["attention_mask"]), pad(state), pad(noise))
         return out[:b].clone()  # a CUDA graph's output is overwritten by its next replay

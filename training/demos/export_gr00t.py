@@ -123,13 +123,15 @@ def _copy_episode(video: Path, path: Path, from_ts: float, length: int, fps: int
     import av
 
     try:
-        return _remux(av, video, path, from_ts, length, fps)
+        return _remux(video, path, from_ts, length, fps)
     except av.FFmpegError:
         path.unlink(missing_ok=True)
         return False
 
 
-def _remux(av, video: Path, path: Path, from_ts: float, length: int, fps: int) -> bool:
+def _remux(video: Path, path: Path, from_ts: float, length: int, fps: int) -> bool:
+    import av
+
     with av.open(str(video)) as src:
         stream = src.streams.video[0]
         step = 1 / (fps * stream.time_base)  # ticks per frame
