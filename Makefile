@@ -13,7 +13,7 @@ export MUJOCO_GL ?= egl
 # Test files run in this many processes (pytest-xdist, one file per process so module fixtures run once).
 TEST_WORKERS ?= 2
 
-.PHONY: setup matrix test bench lock
+.PHONY: setup matrix test bench lock lock-check
 
 setup: $(STAMP)
 
@@ -37,3 +37,8 @@ bench: $(STAMP)
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Exact versions for Python 3.12 / x86_64, from `pip freeze` of a working install. Regenerate with `make lock`.' > requirements.lock
+
+# The Isaac Lab extra resolves on this same lock (needs the package index; not part of `make test`).
+lock-check: $(STAMP)
+	$(PY) -m pip install --dry-run --ignore-installed -q -r requirements.lock -r requirements-isaaclab.txt && \
+	    echo "requirements.lock + requirements-isaaclab.txt resolve together"

@@ -7,11 +7,11 @@
 #           scripts/gpu_box.sh start SPEC [ARGS]          # install, check, snapshot the code, start the study
 #                                                         #   (ARGS go to chefmate-study, e.g. --seeds 0,1)
 #           scripts/gpu_box.sh watch SECONDS              # print progress until the study ends or SECONDS pass
-#           scripts/gpu_box.sh collect OUT                # the report and every small result file, as one tar
+#           scripts/gpu_box.sh collect OUT                # the report, every small result file, the backbone and base
 #
 # The study writes to /tmp/study; rerunning `start` resumes it (chefmate-study redoes only unfinished units).
-# Results carried back (study_results.tgz, backbone.tgz) and unpacked into /tmp/study in a later lease let the same
-# command go on there: runs whose evaluation and diagnosis are done are not trained again.
+# Results carried back (study_results.tgz, backbone.tgz, base.tgz) and unpacked into /tmp/study in a later lease
+# let the same command go on there: runs whose evaluation and diagnosis are done are not trained again.
 # Never `pkill -f` a pattern that this command line itself contains: it kills the command, and the lease with it.
 set -euo pipefail
 stage=/tmp/stage; site=/tmp/site; code=/tmp/code; study=/tmp/study; log=/tmp/study.log
@@ -78,6 +78,8 @@ collect)
   (cd "$study" && find . -path ./data -prune -o -type f \( -name '*.csv' -o -name '*.json' -o -name '*.md' \
      -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print | tar -czf "$out/study_results.tgz" -T -)
   [ -d "$study/backbone/model" ] && tar -C "$study" -czf "$out/backbone.tgz" backbone/DONE.json backbone/model
+  [ -f "$study/base/DONE.json" ] && tar -C "$study" -czf "$out/base.tgz" base/DONE.json base/model/config.json \
+     base/model/*.safetensors
   cp "$log" "$out/study.log"; ls -la "$out"
   ;;
 *)

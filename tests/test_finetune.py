@@ -136,6 +136,36 @@ def test_the_seeds_command_is_n15_action_head_lora(dataset, tmp_path, capsys):
     assert lines["--tune-diffusion-model"] == lines["--no-tune-diffusion-model"]
 
 
+def test_the_seeds_lora_from_a_base_adapts_that_base(run, cheese_only, tmp_path, capsys):
+    """--init-checkpoint (a study's base: pretrained backbone + action head): after the seed's LoRA trains on other
+    data, every stored weight is still the base's bit for bit, the adapters moved, and actions keep the base's
+    normalization rather than the new data's."""
+    from training.data import compute_norm_stats
+
+    out = tmp_path / "from_base"
+    assert main(["--dataset-path", str(cheese_only), "--preset", "tiny", "--lora-rank", "32", "--max-steps", "3",
+                 "--batch-size", "2", "--learning-rate", "1e-2", "--init-checkpoint", str(run),
+                 "--output-dir", str(out)]) == 0
+    assert f"every weight and the action normalization: {run}" in capsys.readouterr().out
+    base, tuned = VLA.load(run), VLA.load(out)
+    have = tuned.stored_state()
+    for key, value in base.stored_state().items():
+        assert torch.equal(have[key if key in have else ".base_layer.".join(key.rsplit(".", 1))], value), key
+    adapters = [v for k, v in have.items() if "lora_B" in k]  # peft starts every lora_B at zero
+    assert adapters and all(v.abs().sum() > 0 for v in adapters)
+    own = compute_norm_stats(DemoData([cheese_only], image_size=32), horizon=16).to_dict()
+    assert tuned.norm.to_dict() == base.norm.to_dict() != own
+
+    # A base with adapters of its own, or a second source of vision weights: one clear line each.
+    assert main(["--dataset-path", str(cheese_only), "--preset", "tiny", "--init-checkpoint", str(out),
+                 "--output-dir", str(tmp_path / "a")]) == 2
+    assert "holds LoRA adapters" in capsys.readouterr().err
+    assert main(["--dataset-path", str(cheese_only), "--preset", "tiny", "--init-checkpoint", str(run),
+                 "--backbone-checkpoint", str(run), "--output-dir", str(tmp_path / "b")]) == 2
+    assert "drop --backbone-checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_a_frozen_random_vision_tower_is_refused(dataset, tmp_path, capsys):
     assert main(["--dataset-path", str(dataset), "--output-dir", str(tmp_path / "r"), "--preset", "tiny"]) == 2
     err = capsys.readouterr().err

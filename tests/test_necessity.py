@@ -142,7 +142,7 @@ def test_mixture_of_seed_and_disambiguating():
 def recipe_records(name: str, per_cell: int = 4) -> dict[str, list[Record]]:
     """Records for each dataset of a registered recipe, ``per_cell`` kept demos per cell, as generate keeps them."""
     does = {"place cheese": "picked_cheese", "place bread": "picked_bread"}
-    return {plan.name: [Record(c.scenario.label, c.instruction.text, does.get(str(c.instruction.intent), "none"),
+    return {plan.name: [Record(c.scenario.label, c.task, does.get(str(c.instruction.intent), "none"),
                                str(c.instruction.intent), plan.name) for c in plan.cells] * per_cell
             for plan in RECIPES[name].datasets}
 
@@ -155,6 +155,11 @@ def test_the_registered_recipes():
     # Trained together (the user's mixture) the two are still fully determined by the scene.
     assert analyse(seed["cheese"] + seed["bread"]).instruction.cond_entropy_bits == 0.0
     assert analyse(seed["cheese"] + seed["bread"]).redundant
+    # The base model's demos: one text for every demo, the slice placed varies. Words can teach nothing there.
+    (generic,) = recipe_records("generic").values()
+    base = analyse(generic)
+    assert base.redundant and base.instruction.entropy_bits == 0.0 and "the same instruction" in base.verdict
+    assert {r.behaviour for r in generic if "H,H" in r.scene} == {"picked_cheese", "picked_bread"}
     (dis,) = recipe_records("disambiguating").values()
     assert analyse(dis).instruction.cond_entropy_bits == pytest.approx(1.0) and not analyse(dis).redundant
     # The one-dataset mixture: four equal cells, one instruction in (H,–) and (–,H), a fair coin in (H,H), which

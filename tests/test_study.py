@@ -107,6 +107,10 @@ def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path)
     assert study["competence_gate_passed"] is False
     assert study["answer"]["verdict"].startswith("inconclusive: not competent")
     assert study["evaluation_layout_seeds"][0] > max(max(v) for v in study["demo_layout_seeds"].values())
+    # Every fine-tune started from the one base model (backbone + pretrained action head), as GR00T's from N1.5.
+    assert "base" in study["demo_layout_seeds"] and study["fine_tunes_start_from"].startswith("a base model")
+    starts = {json.loads(p.read_text())["run"]["init_checkpoint"] for p in (out / "runs").glob("*/model/config.json")}
+    assert starts == {str(out / "base" / "model")}
     assert (out / "report.html").stat().st_size > 10_000 and (out / "language_sensitivity.png").exists()
     leftover = subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout.split()
     assert not leftover, f"Ray workers left running: {leftover}"
@@ -164,7 +168,7 @@ def test_a_compiled_finetune_that_fails_is_finished_eagerly_and_says_so(tmp_path
             raise RuntimeError("CUDA graphs: an op this driver lacks\nmore detail")
 
     monkeypatch.setattr(finetune, "train", train)
-    monkeypatch.setattr(runner, "dataset_roots", lambda layout, data: [tmp_path / "data"])
+    monkeypatch.setattr(runner, "dataset_roots", lambda folder: [tmp_path / "data"])
     layout = Layout(tmp_path / "study")
     data, tuning = spec.data[0].name, spec.tunings[0].name
     runner.unit_finetune(spec, layout, data, tuning, 0)

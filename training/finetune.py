@@ -7,6 +7,7 @@
         --balance-dataset-weights --balance-trajectory-weights --backbone-checkpoint runs/backbone --output-dir runs/seed
     python -m training.finetune --dataset-path A B --tune-llm --lora-rank 16 ...   # LoRA on the LLM instead
     torchrun --nproc-per-node 4 -m training.finetune ...       # data parallel on several GPUs
+    python -m training.finetune ... --init-checkpoint runs/base   # start from a base model (pretrained head too)
 
 Defaults are GR00T N1.5's: LLM and vision frozen, projector and diffusion model tuned, AdamW lr 1e-4, weight decay
 1e-5, cosine schedule with 5% warmup; bf16 autocast on CUDA. ``--lora-rank R`` alone is N1.5's action-head LoRA:
@@ -31,7 +32,7 @@ import torch
 from eval.config_cli import add_options, defaults_from, from_args
 from leisaac_tasks.dataset import DatasetError
 from policies.vla.config import PRESETS, VLAConfig
-from policies.vla.model import VLA, CheckpointError, read_checkpoint_meta
+from policies.vla.model import LLM_PREFIX, VLA, CheckpointError, read_checkpoint_meta
 from policies.vla.normalize import NormStats
 from policies.vla.runtime import autocast, preset, resolve_device
 from policies.vla.tuning import TuneConfig, TuningError, apply_tuning, frozen_to_eval, parameter_report
@@ -47,6 +48,9 @@ class FinetuneConfig:
     output_dir: Path
     preset: str = "small"
     backbone_checkpoint: Path | None = None  # from training/pretrain_backbone.py
+    # A whole VLA checkpoint to start from (a study's base: pretrained backbone + action head), as GR00T fine-tunes
+    # start from N1.5's weights. Its action normalization is kept, so its pretrained head sees the scale it learnt.
+    init_checkpoint: Path | None = None
     tune: TuneConfig = field(default_factory=TuneConfig)
     balance_dataset_weights: bool = True
     balance_trajectory_weights: bool = True
@@ -83,31 +87,62 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _under_lora(weights: dict[str, torch.Tensor], module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Plain weights renamed for a model with LoRA: peft wraps an adapted layer, so its pretrained weight lives
+    under ``<layer>.base_layer.<name>``."""
+    own = set(module.state_dict())
+    return {k if k in own else ".base_layer.".join(k.rsplit(".", 1)): v for k, v in weights.items()}
+
+
 def load_backbone_weights(model: VLA, path: Path) -> None:
     """Start from a pretrained vision tower + projector (training/pretrain_backbone.py)."""
     from safetensors.torch import load_file
 
-    weights = load_file(str(Path(path) / "backbone.safetensors"))
-    own = set(model.backbone.state_dict())
-    # peft LoRA wraps a tuned layer, so its pretrained weight now lives under ``<layer>.base_layer.<name>``
-    weights = {k if k in own else ".base_layer.".join(k.rsplit(".", 1)): v for k, v in weights.items()}
+    weights = _under_lora(load_file(str(Path(path) / "backbone.safetensors")), model.backbone)
     missing, unexpected = model.backbone.load_state_dict(weights, strict=False)
     if unexpected or any(k.startswith(("vision.", "projector.")) and "lora_" not in k for k in missing):
         raise CheckpointError(f"{path} does not fit this model's vision tower/projector ({len(unexpected)} "
                               f"unexpected tensors); pretrain it with the same --preset")
 
 
-def _file_hash(directory: Path) -> str:
+def read_base(path: Path, model_cfg: VLAConfig) -> dict:
+    """The meta of a base checkpoint a fine-tune may start from: same model config, no adapters of its own."""
+    meta = read_checkpoint_meta(path)
+    if VLAConfig.from_dict(meta["vla"]) != model_cfg:
+        raise CheckpointError(f"{path} was trained with another model config; start from it with the --preset it "
+                              f"was trained with")
+    if meta["tune"].get("lora_rank"):
+        raise CheckpointError(f"{path} holds LoRA adapters; start from a checkpoint trained without --lora-rank")
+    return meta
+
+
+def load_base_weights(model: VLA, path: Path, meta: dict) -> None:
+    """Every weight from a base checkpoint, before the tuning flags decide what trains; adapters start fresh."""
+    from safetensors.torch import load_file
+
+    weights: dict[str, torch.Tensor] = {}
+    for name in meta["weights"]:
+        weights.update(load_file(str(Path(path) / name)))
+    missing, unexpected = model.load_state_dict(_under_lora(weights, model), strict=False)
+    # Left out of a checkpoint: the shipped LLM (rebuilt at construction) and, here, the new adapters.
+    missing = [k for k in missing if "lora_" not in k and not k.startswith(LLM_PREFIX)]
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not fit this model: {len(missing)} missing tensors (e.g. {missing[:2]}), "
+                              f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+
+
+def _file_hash(path: Path) -> str:
     import hashlib
 
-    return hashlib.sha256((Path(directory) / "backbone.safetensors").read_bytes()).hexdigest()[:12]
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def check_vision_weights(cfg: FinetuneConfig) -> None:
     """A frozen, randomly initialised vision tower sees nothing useful; refuse it unless asked for on purpose."""
     tune = cfg.tune
     vision_learns = tune.tune_visual or "visual" in tune.lora_targets
-    if cfg.backbone_checkpoint is None and not vision_learns and not cfg.allow_random_vision and not cfg.resume:
+    if cfg.backbone_checkpoint is cfg.init_checkpoint is None and not vision_learns and not cfg.allow_random_vision \
+            and not cfg.resume:
         raise TuningError("the vision tower is frozen and would keep its random initial weights: pass "
                           "--backbone-checkpoint DIR (from python -m training.pretrain_backbone), or --tune-visual, "
                           "or --allow-random-vision if that is really what you want")
@@ -129,17 +164,26 @@ def train(cfg: FinetuneConfig, log=print, progress: bool = True) -> Path:
             raise CheckpointError(f"{resume_from} was trained with another model or tuning config; resume with the "
                                   f"same flags it was started with (see its config.json)")
 
+    if cfg.init_checkpoint and cfg.backbone_checkpoint:
+        raise TuningError("--init-checkpoint already holds a vision tower; drop --backbone-checkpoint")
+    base = read_base(cfg.init_checkpoint, model_cfg) if cfg.init_checkpoint and resume_from is None else None
+
     data = DemoData(cfg.dataset_paths, image_size=model_cfg.image_size)
     windows = TrainingWindows(data, horizon=model_cfg.action_horizon)
-    # A resumed run keeps the statistics it started with, so its actions keep one scale.
-    norm = NormStats.from_dict(meta["norm_stats"]) if resume_from is not None else \
+    # A resumed run keeps the statistics it started with, so its actions keep one scale; so does a base's head.
+    kept = meta if resume_from is not None else base
+    norm = NormStats.from_dict(kept["norm_stats"]) if kept is not None else \
         compute_norm_stats(data, horizon=model_cfg.action_horizon)
     torch.manual_seed(cfg.seed + rank)
     model = VLA(model_cfg, norm, cfg.tune)
-    if cfg.backbone_checkpoint and resume_from is None:
+    if base is not None:
+        load_base_weights(model, cfg.init_checkpoint, base)
+        log(f"every weight and the action normalization: {cfg.init_checkpoint} "
+            f"(sha256 of {base['weights'][0]} {_file_hash(cfg.init_checkpoint / base['weights'][0])})")
+    elif cfg.backbone_checkpoint and resume_from is None:
         load_backbone_weights(model, cfg.backbone_checkpoint)
         log(f"vision tower + projector: {cfg.backbone_checkpoint}/backbone.safetensors "
-            f"(sha256 {_file_hash(cfg.backbone_checkpoint)})")
+            f"(sha256 {_file_hash(cfg.backbone_checkpoint / 'backbone.safetensors')})")
     elif resume_from is None:
         log("vision tower + projector: random initial weights" + (" (tuned)" if cfg.tune.tune_visual else
                                                                   " (frozen: --allow-random-vision)"))
@@ -272,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=Path, required=True)
     p.add_argument("--preset", help=f"model size: {', '.join(PRESETS)}")
     p.add_argument("--backbone-checkpoint", type=Path, help="pretrained vision tower + projector")
+    p.add_argument("--init-checkpoint", type=Path,
+                   help="a whole VLA checkpoint to start from, e.g. a study's base/model (pretrained backbone + "
+                        "action head); its action normalization is kept")
     _flag(p, "tune-llm", "tune the language model")
     _flag(p, "tune-visual", "tune the vision tower and its MLP1 projector")
     _flag(p, "tune-projector", "tune the action head's state/action encoders and decoder")

@@ -241,11 +241,9 @@ def describe_scene(spec: SceneSpec) -> SceneDescription:
     plate = spec.plate
     prims.append(Prim("plate", "cylinder", (2 * plate.radius, 2 * plate.radius, plate.height), plate.rgba, "kinematic",
                       (*plate.center_xy, plate.height / 2), friction=plate.friction, collides=False))
-    # The plate collides through the square inscribed in its disc: MJWarp 3.12's cylinder-box and mesh-box contacts
-    # let a lying slice sink through it (measured), its box-box contacts hold. Drops land within 2 cm of the centre.
-    side = plate.radius * np.sqrt(2.0)
-    prims.append(Prim("plate_collider", "box", (side, side, plate.height), plate.rgba, "kinematic",
-                      (*plate.center_xy, plate.height / 2), friction=plate.friction, visible=False))
+    collider = plate.collider()  # the square inscribed in the disc, as on the MuJoCo backend (see PlateSpec)
+    prims.append(Prim(collider.name, "box", collider.extents, plate.rgba, "kinematic",
+                      (*plate.center_xy, collider.center[2]), friction=plate.friction, visible=False))
     for name in INGREDIENTS:
         ing = spec.ingredients[name]
         prims.append(Prim(name, "box", ing.extents, ing.rgba, "dynamic", tuple(parking_pose(spec, name)[:3]),

@@ -78,7 +78,7 @@ def judge_attempt(cell: Cell, layout_seed: int, attempt: int, outcome: EpisodeOu
                   settled: bool) -> Attempt:
     """The journal entry of a finished expert episode: kept only if it settled and the oracle accepts it."""
     success = settled and oracle.judge(oracle.expected(cell.scenario, cell.instruction.intent), outcome)
-    return Attempt(attempt=attempt, source="scripted", scenario=cell.scenario.label, instruction=cell.instruction.text,
+    return Attempt(attempt=attempt, source="scripted", scenario=cell.scenario.label, instruction=cell.task,
                    intent=str(cell.instruction.intent), layout_seed=layout_seed, success=success,
                    outcome=outcome.label, frames=steps, behaviour=outcome.behaviour)
 

@@ -42,7 +42,7 @@ def record_attempt(env: SandwichEnv, expert: ScriptedExpert, writer: DemoWriter,
 
     def act(observation: dict, info: dict) -> np.ndarray:
         action = expert.act(observation, info)
-        writer.add_frame(observation, action, text)  # the frame the action was chosen on
+        writer.add_frame(observation, action, cell.task)  # the frame the action was chosen on
         return action
 
     def step(action: np.ndarray) -> tuple[dict, dict]:

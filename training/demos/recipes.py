@@ -10,6 +10,9 @@ through a dataset's cells in order, so every cell gets the same number of kept d
   the demo ends (a finite refusal, never a wait that runs out the clock). With "..., put Y on the plate
   instead" it leaves X and places Y.
 - mixtures: ``seed+disambiguating`` and ``all`` put the cells of several recipes into one dataset.
+- ``generic``: the seed and disambiguating cells, each demo recorded under one text that names no slice ("put a
+  slice on the white plate"); with both slices in the holder, half the demos place each. Motor skill without word
+  grounding: what a study's base model (a pretrained action head, as GR00T's fine-tunes start from) learns.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ CHEESE, BREAD, NOT_CHEESE = SEED_INSTRUCTIONS
 @dataclass(frozen=True)
 class Cell:
     scenario: Scenario
-    instruction: Instruction
+    instruction: Instruction  # what the expert is told and the oracle judges
+    recorded_as: str = ""  # the dataset's task text where it differs (a label that names no slice)
+
+    @property
+    def task(self) -> str:
+        return self.recorded_as or self.instruction.text
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ def _avoid_instead(avoid: str, place: str) -> Instruction:
                        Intent("place", place), "negation")
 
 
+GENERIC_TASK = "put a slice on the white plate"
 RECIPES: dict[str, Recipe] = {}
 
 
@@ -84,6 +93,11 @@ register_recipe(Recipe("negation", "'do not pick up X': leave X; place the other
         ("H,H", _avoid_instead("cheese", "bread")), ("H,H", _avoid_instead("bread", "cheese")),
         ("H,-", NOT_CHEESE), ("-,H", _avoid("bread")),
     )),
+)))
+register_recipe(Recipe("generic", "every slice-placing scene under one instruction that names no slice", (
+    # The expert is told which slice; the dataset records only the generic text.
+    DatasetPlan("generic", tuple(Cell(c.scenario, c.instruction, GENERIC_TASK) for c in _cells(
+        ("H,-", CHEESE), ("-,H", BREAD), ("H,H", CHEESE), ("H,H", BREAD)))),
 )))
 register_recipe(mixture("seed+disambiguating", "seed", "disambiguating"))
 register_recipe(mixture("all", "seed", "disambiguating", "negation"))

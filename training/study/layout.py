@@ -28,6 +28,10 @@ class Layout:
     def backbone(self) -> Path:
         return self.out / "backbone"
 
+    @property
+    def base(self) -> Path:
+        return self.out / "base"
+
     def run(self, name: str) -> Path:
         return self.out / "runs" / name
 

@@ -20,6 +20,7 @@ import pandas as pd
 from eval.metrics import METRICS, N_BOOT, MetricValue, scored, success_act
 from eval.report import load_episodes
 from training.study.layout import eval_seeds, is_done, run_name
+from training.study.spec import BASE_DATA
 
 # summary.csv column -> eval.metrics key
 SUMMARY_METRICS = {"success": "success", "success_act": "success_act", "success_refrain": "success_refrain",
@@ -218,6 +219,14 @@ def _img(path: Path) -> str:
     return f'<img alt="{path.stem}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
 
 
+def starting_point(spec) -> str:
+    b = spec.base
+    if not b.episodes:
+        return "the pretrained backbone, with the action head at random initial weights"
+    return (f"a base model: the pretrained backbone plus an action head pretrained for {b.steps} steps on "
+            f"{b.episodes} '{b.recipe}' demos per dataset (GR00T's default tuning)")
+
+
 def render_html(summary: pd.DataFrame, study: dict, out: Path) -> str:
     table = summary.to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="n/a", classes="summary")
     failures = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in study["failures"].items())
@@ -226,7 +235,8 @@ def render_html(summary: pd.DataFrame, study: dict, out: Path) -> str:
             "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
             "font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style></head><body>"
             f"<h1>Study {html.escape(study['name'])}</h1><p><b>Answer:</b> {html.escape(study['answer']['verdict'])}"
-            f"</p><p>Competence gate ({study['competence_gate']}): {gate}. Machine: {html.escape(study['machine'])}. "
+            f"</p><p>Fine-tunes start from {html.escape(study['fine_tunes_start_from'])}.</p>"
+            f"<p>Competence gate ({study['competence_gate']}): {gate}. Machine: {html.escape(study['machine'])}. "
             f"Evaluation layout seeds {study['evaluation_layout_seeds']}, demo layout seeds "
             f"{study['demo_layout_seeds']}.</p>{table}{_img(out / 'language_sensitivity.png')}"
             f"{_img(out / 'metrics_bars.png')}" + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "")
@@ -244,8 +254,9 @@ def write_report(spec, layout, failed: dict[str, str], timings: dict[str, float]
         "competence_gate": spec.competence_gate, "competence": gate,
         "competence_gate_passed": all(g["passed"] for g in gate.values()),
         "answer": answer(spec, summary, reps, gate),
-        "demo_layout_seeds": {d.name: json.loads((layout.data(d.name) / "DONE.json").read_text()).get("layout_seeds")
-                              for d in spec.data if is_done(layout.data(d.name))},
+        "demo_layout_seeds": {name: json.loads((layout.data(name) / "DONE.json").read_text()).get("layout_seeds")
+                              for name in [d.name for d in spec.data] + [BASE_DATA] if is_done(layout.data(name))},
+        "fine_tunes_start_from": starting_point(spec),
         "evaluation_layout_seeds": [eval_seeds(spec)[0], eval_seeds(spec)[-1]],
         "runs_finished": int(len(runs)), "runs_planned": len(spec.run_ids()),
         "ray": {"fractional_gpus_per_finetune": fractional_gpus,

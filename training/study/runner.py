@@ -1,4 +1,5 @@
-"""Run a study: demos -> backbone pretraining -> fine-tunes -> evaluation -> diagnose -> report, on Ray.
+"""Run a study on Ray: demos -> backbone pretraining -> the base's action head -> fine-tunes -> evaluation ->
+diagnose -> report.
 
 Every unit of work (one dataset recipe, the backbone, one fine-tune, one evaluation grid, one diagnosis) writes
 into its own folder and, last of all, a ``DONE.json`` marker, atomically. Rerunning the same command after a
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from training.study.layout import Layout, eval_seeds, is_done, mark_done, run_name
-from training.study.spec import StudySpec, spec_to_dict
+from training.study.spec import BASE_DATA, StudySpec, spec_to_dict
 
 
 # --- units (each runs in a Ray worker) ----------------------------------------------------------------------------
@@ -32,17 +33,16 @@ def _threads(cpus: float) -> None:
     torch.set_num_threads(max(1, int(cpus)))
 
 
-def unit_demos(spec: StudySpec, name: str, folder: Path) -> dict:
+def unit_demos(spec: StudySpec, recipe: str, episodes: int, folder: Path) -> dict:
     from training.demos.generate import GenerateConfig, generate
 
     _threads(spec.resources.cpus_per_task)
-    data = next(d for d in spec.data if d.name == name)
     # Demos use layout seeds 0, 1, 2, ... (attempt k = seed k); evaluation starts at evaluation.seed_offset.
-    tallies = generate(GenerateConfig(recipe=data.recipe, out=folder, episodes=data.episodes,
-                                      image_size=spec.image_size, seed=0, resume=folder.exists()), progress=False)
+    tallies = generate(GenerateConfig(recipe=recipe, out=folder, episodes=episodes, image_size=spec.image_size,
+                                      seed=0, resume=folder.exists()), progress=False)
     attempts = max(t.attempts for t in tallies)  # each dataset's attempt k used layout seed k
     if attempts >= spec.evaluation.seed_offset:
-        raise ValueError(f"data {name} used {attempts} layout seeds, reaching evaluation.seed_offset "
+        raise ValueError(f"{folder.name} demos used {attempts} layout seeds, reaching evaluation.seed_offset "
                          f"{spec.evaluation.seed_offset}: raise the offset so evaluation layouts stay held out")
     mark_done(folder, layout_seeds=[0, attempts - 1], datasets=[t.name for t in tallies])
     return {"layout_seeds": [0, attempts - 1]}
@@ -62,38 +62,59 @@ def unit_backbone(spec: StudySpec, folder: Path) -> dict:
     return {}
 
 
-def dataset_roots(layout: Layout, data: str) -> list[Path]:
-    """The datasets a recipe wrote (several are mixed with GR00T's balancing)."""
-    info = json.loads((layout.data(data) / "generation.json").read_text())
-    return [layout.data(data) / name for name in info["datasets"]]
+def dataset_roots(folder: Path) -> list[Path]:
+    """The datasets a recipe wrote into ``folder`` (several are mixed with GR00T's balancing)."""
+    info = json.loads((folder / "generation.json").read_text())
+    return [folder / name for name in info["datasets"]]
+
+
+def _train(cfg, name: str) -> dict:
+    """``training.finetune.train``; a compiler or CUDA-graph failure must not cost the run: it finishes eagerly
+    from its last checkpoint (same data order and schedule), and DONE.json says so."""
+    from training.finetune import train
+
+    began = time.perf_counter()
+    compile_error = ""
+    try:
+        train(cfg, log=lambda *_: None, progress=False)
+    except Exception as exc:  # noqa: BLE001
+        if not cfg.compile:
+            raise
+        compile_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        print(f"{name}: compiled training failed ({compile_error}); finishing it eagerly", flush=True)
+        train(replace(cfg, compile=False, resume=cfg.output_dir.exists()), log=lambda *_: None, progress=False)
+    return {"seconds": round(time.perf_counter() - began, 1), "compiled": cfg.compile and not compile_error,
+            "compile_error": compile_error}
+
+
+def unit_base(spec: StudySpec, layout: Layout) -> dict:
+    """The action head's pretraining: GR00T's default tuning (projector + DiT) on the base recipe's demos."""
+    from training.finetune import FinetuneConfig
+
+    _threads(spec.resources.cpus_per_task)
+    b, f, out = spec.base, spec.finetune, layout.base / "model"
+    cfg = FinetuneConfig(dataset_paths=dataset_roots(layout.data(BASE_DATA)), output_dir=out, preset=spec.preset,
+                         backbone_checkpoint=layout.backbone / "model", max_steps=b.steps, batch_size=b.batch_size,
+                         learning_rate=f.learning_rate, save_steps=f.save_steps, compile=f.compile,
+                         resume=out.exists())
+    mark_done(layout.base, **_train(cfg, "base"))
+    return {}
 
 
 def unit_finetune(spec: StudySpec, layout: Layout, data: str, tuning: str, seed: int) -> dict:
-    from training.finetune import FinetuneConfig, train
+    from training.finetune import FinetuneConfig
 
     _threads(spec.resources.cpus_per_task)
     name = run_name(data, tuning, seed)
     tune = next(t.tune for t in spec.tunings if t.name == tuning)
     f = spec.finetune
     out = layout.model(name)
-    began = time.perf_counter()
-    cfg = FinetuneConfig(dataset_paths=dataset_roots(layout, data), output_dir=out, preset=spec.preset,
-                         backbone_checkpoint=layout.backbone / "model", tune=tune, max_steps=f.max_steps,
-                         batch_size=f.batch_size, learning_rate=f.learning_rate, save_steps=f.save_steps, seed=seed,
-                         compile=f.compile, resume=out.exists())
-    compile_error = ""
-    try:
-        train(cfg, log=lambda *_: None, progress=False)
-    except Exception as exc:  # noqa: BLE001
-        if not f.compile:
-            raise
-        # A compiler or CUDA-graph failure must not cost the run: finish it eagerly from its last checkpoint
-        # (same data order and schedule), and say so in DONE.json.
-        compile_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        print(f"{name}: compiled training failed ({compile_error}); finishing it eagerly", flush=True)
-        train(replace(cfg, compile=False, resume=out.exists()), log=lambda *_: None, progress=False)
-    mark_done(out, seconds=round(time.perf_counter() - began, 1), compiled=f.compile and not compile_error,
-              compile_error=compile_error)
+    start = {"init_checkpoint": layout.base / "model"} if spec.base.episodes else \
+        {"backbone_checkpoint": layout.backbone / "model"}
+    cfg = FinetuneConfig(dataset_paths=dataset_roots(layout.data(data)), output_dir=out, preset=spec.preset,
+                         tune=tune, max_steps=f.max_steps, batch_size=f.batch_size, learning_rate=f.learning_rate,
+                         save_steps=f.save_steps, seed=seed, compile=f.compile, resume=out.exists(), **start)
+    mark_done(out, **_train(cfg, name))
     return {}
 
 
@@ -117,8 +138,9 @@ def unit_diagnose(spec: StudySpec, layout: Layout, name: str, data: str) -> dict
 
     _threads(spec.resources.cpus_per_task)
     out = layout.diagnosis(name)
-    diagnose(DiagnoseConfig(policy=f"vla:{layout.model(name)}", out=out, datasets=tuple(dataset_roots(layout, data)),
-                            seeds=spec.diagnose_seeds), log=lambda *_: None)
+    diagnose(DiagnoseConfig(policy=f"vla:{layout.model(name)}", out=out,
+                            datasets=tuple(dataset_roots(layout.data(data))), seeds=spec.diagnose_seeds),
+             log=lambda *_: None)
     mark_done(out)
     return {}
 
@@ -226,7 +248,7 @@ def _start_ray(address: str | None, cpus: float):
     return ray
 
 
-STAGES = ("demos", "backbone", "finetune", "evaluate", "diagnose", "report")
+STAGES = ("demos", "backbone", "base", "finetune", "evaluate", "diagnose", "report")
 
 
 def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Callable[[str], None] = print,
@@ -249,15 +271,22 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     timings_path = layout.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     runs = [r for r in spec.run_ids() if seeds is None or r[2] in seeds]
-    tasks = [Task(f"demos:{d.name}", layout.data(d.name), unit_demos, (spec, d.name, layout.data(d.name)), 0.0)
-             for d in spec.data]
+    tasks = [Task(f"demos:{d.name}", layout.data(d.name), unit_demos,
+                  (spec, d.recipe, d.episodes, layout.data(d.name)), 0.0) for d in spec.data]
     tasks.append(Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
                       res.finetune_gpus if gpu else 0.0))
+    start = ("backbone:",)
+    if spec.base.episodes:
+        tasks += [Task(f"demos:{BASE_DATA}", layout.data(BASE_DATA), unit_demos,
+                       (spec, spec.base.recipe, spec.base.episodes, layout.data(BASE_DATA)), 0.0),
+                  Task("base:", layout.base, unit_base, (spec, layout), res.finetune_gpus if gpu else 0.0,
+                       (f"demos:{BASE_DATA}", "backbone:"))]
+        start = ("base:",)
     for r in runs:
         name = run_name(*r)
         tasks += [
             Task(f"finetune:{name}", layout.model(name), unit_finetune, (spec, layout, *r),
-                 res.finetune_gpus if gpu else 0.0, (f"demos:{r[0]}", "backbone:"),
+                 res.finetune_gpus if gpu else 0.0, (f"demos:{r[0]}", *start),
                  served_by=(layout.grid(name), layout.diagnosis(name))),
             Task(f"evaluate:{name}", layout.grid(name), unit_eval, (spec, layout, name),
                  res.eval_gpus if gpu else 0.0, (f"finetune:{name}",)),

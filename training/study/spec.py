@@ -29,6 +29,9 @@ class SpecError(ValueError):
     pass
 
 
+BASE_DATA = "base"  # the base model's demos live beside the data conditions, under this name
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """A training-data condition: a demo recipe (``chefmate-generate --recipe``), its datasets mixed."""
@@ -51,6 +54,20 @@ class BackboneSpec:
     captions: int = 3000
     steps: int = 2000
     batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """The base model every fine-tune starts from, as GR00T fine-tunes start from N1.5's pretrained action head:
+    the pretrained backbone plus an action head trained with GR00T's default tuning on ``recipe`` demos. The
+    ``generic`` recipe has one instruction that names no slice, so the base can move and grasp but has learnt no
+    word of the task. ``episodes: 0`` = no base: fine-tunes start the action head from random weights, and an
+    adapters-only tuning (the seed's LoRA) then has no pretrained head to adapt."""
+
+    recipe: str = "generic"
+    episodes: int = 0  # kept demos per dataset of the recipe
+    steps: int = 2000
+    batch_size: int = 32
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,7 @@ class StudySpec:
     preset: str = "small"
     image_size: int = 96
     backbone: BackboneSpec = field(default_factory=BackboneSpec)
+    base: BaseSpec = field(default_factory=BaseSpec)
     finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
     evaluation: EvalSpec = field(default_factory=EvalSpec)
     resources: ResourceSpec = field(default_factory=ResourceSpec)
@@ -141,7 +159,7 @@ def parse_spec(raw: Any, source: str = "spec") -> StudySpec:
 
     if not isinstance(raw, dict):
         raise SpecError(f"{source} must be a YAML mapping with name, data and tunings")
-    sections = {"backbone": BackboneSpec, "finetune": FinetuneSpec, "evaluation": EvalSpec,
+    sections = {"backbone": BackboneSpec, "base": BaseSpec, "finetune": FinetuneSpec, "evaluation": EvalSpec,
                 "resources": ResourceSpec}
     allowed = {f.name for f in dataclasses.fields(StudySpec)}
     unknown = sorted(set(raw) - allowed)
@@ -161,6 +179,9 @@ def parse_spec(raw: Any, source: str = "spec") -> StudySpec:
             raise SpecError(f"data.{name}.recipe {d.recipe!r} is not a recipe; choose one of {', '.join(RECIPES)}")
         if d.episodes < 1:
             raise SpecError(f"data.{name}.episodes must be at least 1")
+        if name == BASE_DATA:
+            raise SpecError(f"data.{name}: {BASE_DATA!r} names the base model's demos; call this condition "
+                            f"something else")
         data.append(d)
     tunings = []
     for name, body in raw["tunings"].items():
@@ -182,6 +203,10 @@ def parse_spec(raw: Any, source: str = "spec") -> StudySpec:
         if key in raw:
             rest[key] = raw[key]
     spec = StudySpec(data=tuple(data), tunings=tuple(tunings), **rest)
+    if spec.base.recipe not in RECIPES:
+        raise SpecError(f"base.recipe {spec.base.recipe!r} is not a recipe; choose one of {', '.join(RECIPES)}")
+    if spec.base.episodes < 0:
+        raise SpecError(f"{source}: base.episodes must be 0 (no base) or more")
     if spec.preset not in PRESETS:
         raise SpecError(f"{source}: preset {spec.preset!r} is not one of {', '.join(PRESETS)}")
     if spec.baseline_tuning not in {t.name for t in spec.tunings}:

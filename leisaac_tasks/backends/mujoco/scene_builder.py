@@ -12,6 +12,7 @@ from leisaac_tasks.spec import CameraSpec, SceneSpec
 
 PARKING_XY = (3.0, 3.0)  # absent ingredients lie on a shelf here, out of every camera's view
 _JAW_PADS = ("fixed_jaw_pad", "moving_jaw_pad")
+COLLIDER_GROUP = 3  # geom group MuJoCo does not render by default: collision-only shapes
 
 
 def look_at_quat(pos: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
@@ -67,6 +68,10 @@ def build_model(spec: SceneSpec, light_meshes: bool = True) -> mujoco.MjModel:
     plate = world.worldbody.add_body(name="plate", pos=[*spec.plate.center_xy, 0.0])
     plate.add_geom(name="plate", type=mujoco.mjtGeom.mjGEOM_CYLINDER, pos=[0, 0, spec.plate.height / 2],
                    size=[spec.plate.radius, spec.plate.height / 2, 0], rgba=spec.plate.rgba,
+                   friction=[spec.plate.friction, 0.005, 1e-4], contype=0, conaffinity=0)  # seen, not touched
+    collider = spec.plate.collider()
+    plate.add_geom(name=collider.name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=collider.center,
+                   size=np.array(collider.extents) / 2, group=COLLIDER_GROUP, rgba=[0, 0, 0, 0],
                    friction=[spec.plate.friction, 0.005, 1e-4])
 
     world.worldbody.add_geom(name="parking_shelf", type=mujoco.mjtGeom.mjGEOM_BOX, pos=[*PARKING_XY, -0.01],
