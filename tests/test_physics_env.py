@@ -98,3 +98,20 @@ def test_unknown_camera_or_task_fails_at_construction():
         gym.make("LeIsaac-SO101-Sandwich-v0", cameras=("top",))
     with pytest.raises(ValueError, match="unknown backend 'bullet'"):
         gym.make("LeIsaac-SO101-Sandwich-v0", backend="bullet")
+
+
+def test_the_robot_is_drawn_with_light_meshes_and_collides_with_the_shipped_ones(sim):
+    """Every visual mesh of the arm is a clustered copy (software rendering costs ~6x without them); collision
+    meshes are the shipped files. MuJoCo 3.12's spec leaves file-named meshes unnamed, which once skipped them."""
+    import mujoco
+
+    m = sim.model
+    mesh_geoms = [g for g in range(m.ngeom) if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH]
+    visual = [g for g in mesh_geoms if not m.geom_contype[g] and not m.geom_conaffinity[g]]
+    colliding = [g for g in mesh_geoms if g not in visual]
+    assert visual and all(m.mesh(m.geom_dataid[g]).name.endswith("_light") for g in visual)
+    assert not any(m.mesh(m.geom_dataid[g]).name.endswith("_light") for g in colliding)
+    drawn = sum(int(m.mesh_facenum[m.geom_dataid[g]]) for g in visual)
+    shipped = sum(int(m.mesh_facenum[m.mesh(m.mesh(m.geom_dataid[g]).name.removesuffix("_light")).id])
+                  for g in visual)
+    assert drawn < shipped / 5, (drawn, shipped)

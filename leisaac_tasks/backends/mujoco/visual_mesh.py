@@ -40,7 +40,8 @@ def cluster(verts: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarr
 
 def lighten_visual_meshes(world: mujoco.MjSpec, mjcf_dir: Path, cell: float = DEFAULT_CELL_M) -> int:
     """Point every non-colliding mesh geom at a clustered copy of its mesh; returns triangles saved."""
-    meshes = {m.name: m for m in world.meshes}
+    # An unnamed mesh takes its file's stem at compile time; MuJoCo 3.12's spec still holds the empty name.
+    meshes = {m.name or Path(m.file).stem: m for m in world.meshes}
     light: dict[str, str] = {}
     saved = 0
     for geom in world.geoms:
@@ -53,7 +54,7 @@ def lighten_visual_meshes(world: mujoco.MjSpec, mjcf_dir: Path, cell: float = DE
                 continue
             verts, faces = read_binary_stl(path)
             v, f = cluster(verts * np.asarray(mesh.scale), faces, cell)
-            name = f"{mesh.name}_light"
+            name = f"{geom.meshname}_light"
             world.add_mesh(name=name, uservert=v.ravel().tolist(), userface=f.ravel().tolist())
             light[geom.meshname] = name
             saved += len(faces) - len(f)
