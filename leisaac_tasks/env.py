@@ -29,7 +29,7 @@ BREAD_INSTRUCTION = "pick up the bread and put it into the white plate"
 class TaskDefaults:
     scenario: str
     instruction: str
-    rewarded: str | None  # ingredient whose arrival on the plate pays 1.0; None = judged by the oracle (leisaac_tasks.oracle)
+    rewarded: str | None  # the ingredient whose arrival on the plate pays 1.0; None = judged by leisaac_tasks.oracle
 
 
 TASKS: dict[str, TaskDefaults] = {

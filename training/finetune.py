@@ -32,7 +32,7 @@ import torch
 from eval.config_cli import add_options, defaults_from, from_args
 from leisaac_tasks.dataset import DatasetError
 from policies.vla.config import PRESETS, VLAConfig
-from policies.vla.model import LLM_PREFIX, VLA, CheckpointError, read_checkpoint_meta
+from policies.vla.model import LLM_PREFIX, VLA, CheckpointError, read_checkpoint_meta, read_stored_weights
 from policies.vla.normalize import NormStats
 from policies.vla.runtime import autocast, preset, resolve_device
 from policies.vla.tuning import TuneConfig, TuningError, apply_tuning, frozen_to_eval, parameter_report
@@ -118,12 +118,7 @@ def read_base(path: Path, model_cfg: VLAConfig) -> dict:
 
 def load_base_weights(model: VLA, path: Path, meta: dict) -> None:
     """Every weight from a base checkpoint, before the tuning flags decide what trains; adapters start fresh."""
-    from safetensors.torch import load_file
-
-    weights: dict[str, torch.Tensor] = {}
-    for name in meta["weights"]:
-        weights.update(load_file(str(Path(path) / name)))
-    missing, unexpected = model.load_state_dict(_under_lora(weights, model), strict=False)
+    missing, unexpected = model.load_state_dict(_under_lora(read_stored_weights(path, meta), model), strict=False)
     # Left out of a checkpoint: the shipped LLM (rebuilt at construction) and, here, the new adapters.
     missing = [k for k in missing if "lora_" not in k and not k.startswith(LLM_PREFIX)]
     if missing or unexpected:

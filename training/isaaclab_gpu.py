@@ -98,8 +98,7 @@ def check(out: Path, device: str = "cuda:0") -> dict:
     res["fk_gripper_rot_err_deg"] = round(max(rot_err), 3)
 
     # Every seed scenario, arm at home: do the slices stay put and read "untouched"?
-    env.reset_envs(range(8), list(SEED_SCENARIOS), [CHEESE_INSTRUCTION] * 8,
-                   [0] * 8)
+    env.reset_envs(range(8), list(SEED_SCENARIOS), [CHEESE_INSTRUCTION] * 8, [0] * 8)
     home = np.tile(env._home, (8, 1))
     for _ in range(45):
         env.step(home)

@@ -131,12 +131,7 @@ class VLA(nn.Module):
         (directory / META).write_text(json.dumps(meta, indent=2))
 
     def load_stored_state(self, directory: Path, meta: dict[str, Any]) -> None:
-        from safetensors.torch import load_file
-
-        state: dict[str, torch.Tensor] = {}
-        for name in meta["weights"]:
-            state.update(load_file(str(Path(directory) / name)))
-        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing, unexpected = self.load_state_dict(read_stored_weights(directory, meta), strict=False)
         missing = [k for k in missing if k not in self._regenerated_keys()]
         if missing or unexpected:
             raise CheckpointError(f"{directory} does not match its own config: {len(missing)} missing tensors "
@@ -159,6 +154,16 @@ class VLA(nn.Module):
         model = cls(cfg, NormStats.from_dict(meta["norm_stats"]), TuneConfig(**meta["tune"]))
         model.load_stored_state(directory, meta)
         return model
+
+
+def read_stored_weights(directory: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint's safetensors shards, by name (``meta`` from ``read_checkpoint_meta``)."""
+    from safetensors.torch import load_file
+
+    state: dict[str, torch.Tensor] = {}
+    for name in meta["weights"]:
+        state.update(load_file(str(Path(directory) / name)))
+    return state
 
 
 def read_checkpoint_meta(directory: Path) -> dict[str, Any]:

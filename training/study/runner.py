@@ -20,10 +20,13 @@ import platform
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from training.study.layout import Layout, eval_seeds, is_done, mark_done, run_name
 from training.study.spec import BASE_DATA, StudySpec, spec_to_dict
+
+if TYPE_CHECKING:
+    from training.finetune import FinetuneConfig
 
 
 # --- units (each runs in a Ray worker) ----------------------------------------------------------------------------
@@ -68,7 +71,7 @@ def dataset_roots(folder: Path) -> list[Path]:
     return [folder / name for name in info["datasets"]]
 
 
-def _train(cfg, name: str) -> dict:
+def _train(cfg: "FinetuneConfig", name: str) -> dict:
     """``training.finetune.train``; a compiler or CUDA-graph failure must not cost the run: it finishes eagerly
     from its last checkpoint (same data order and schedule), and DONE.json says so."""
     from training.finetune import train
