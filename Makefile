@@ -21,6 +21,11 @@ $(STAMP): requirements.lock pyproject.toml plugins/lerobot_env_chefmate/pyprojec
 	@# A venv from another Python (the project was on 3.11 before) is rebuilt, not patched.
 	$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null || \
 	    (rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
+	@# torch's PyPI wheel for x86_64 brings CUDA libraries: the venv takes ~6.5 GB. Say so before pip runs out.
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ ! -d $(VENV)/lib/python3.12/site-packages/torch ] && [ "$$free" -lt 8 ]; then \
+	    echo "make: only $${free} GiB free here; the venv needs ~7 GiB (torch + CUDA libraries): free disk space and rerun" >&2; \
+	    exit 1; fi
 	$(PY) -m pip install -q --upgrade "pip==26.3"
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . -e plugins/lerobot_env_chefmate
