@@ -112,7 +112,9 @@ def add_grid_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, sim
     p.add_argument("--resume", action="store_true", help="skip episodes already in OUT/episodes.csv")
     if simulator:
         p.add_argument("--workers", type=int,
-                       help="episodes run in N parallel processes (each renders and simulates on its own core)")
+                       help="episodes run in N parallel processes (each renders and simulates on its own core); "
+                            "with --num-envs, the envs step in N processes and a VLA's inference stays batched "
+                            "in this one")
         p.add_argument("--breaker", type=int,
                        help="after N consecutive policy errors of one remote policy, record its remaining episodes "
                             "as policy_error without contacting it, and exit 3 (0: never)")
@@ -135,9 +137,9 @@ def grid_config(a: argparse.Namespace, error) -> MatrixConfig:
             raise ValueError("--workers must be at least 1")
         if num_envs < 0 or (backend == "isaaclab" and num_envs == 0):
             raise ValueError("the isaaclab backend steps many envs at once: pass --num-envs N (e.g. 480)")
-        if num_envs and workers > 1:
-            raise ValueError("--num-envs and --workers are alternatives: one vectorized process, or several "
-                             "single-env processes; pass one of them")
+        if num_envs and workers > 1 and backend != "mujoco":
+            raise ValueError(f"--workers with --num-envs spreads the mujoco backend's envs over processes; "
+                             f"{backend} steps its envs as one batch: leave --workers out")
     except ValueError as exc:
         error(str(exc))
     return MatrixConfig(policies=_csv(a.policies), scenarios=scenarios, families=tuple(families),

@@ -4,6 +4,7 @@
     python eval/run_matrix.py --policies blind --families none --seeds 5 --out reports/runs/blind
     python eval/run_matrix.py --out reports/matrix --resume   # finish an interrupted run
     python eval/run_matrix.py --workers 2                     # episodes in 2 processes, same outcomes
+    python eval/run_matrix.py --policies vla:CKPT --num-envs 64 --workers 16   # 16 sim processes, batched inference
     python eval/run_matrix.py --backend isaaclab --num-envs 480 --families none --seeds 10   # NVIDIA GPU
     python eval/run_matrix.py --robot so101 --robot-port /dev/ttyACM0 ...   # on a real SO-101 (python -m eval.real_arm -h)
 

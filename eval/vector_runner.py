@@ -179,7 +179,8 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
     cameras = tuple(dict.fromkeys(c for a in actors.values() for c in a.cameras))
     num_envs = min(num_envs, len(episodes))
     own_env = env is None
-    env = env or make_vec_env(cfg.backend, num_envs, cameras=cameras, image_size=cfg.image_size)
+    env = env or make_vec_env(cfg.backend, num_envs, cameras=cameras, image_size=cfg.image_size,
+                              workers=cfg.workers)
     queue = deque(episodes)
 
     def next_episode() -> Episode | None:

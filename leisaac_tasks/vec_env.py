@@ -2,7 +2,8 @@
 
 Each env index is an independent episode with its own scenario, instruction and seed; ``reset_envs`` restarts
 only the envs it names, so a runner can refill an env the moment its episode ends. ``MujocoVecEnv`` is the
-embedded backend behind this interface (a list of ``SandwichEnv``); the Isaac Lab backend steps all its envs as
+embedded backend behind this interface (a list of ``SandwichEnv``; ``ProcessVecEnv`` spreads them over worker
+processes); the Isaac Lab backend steps all its envs as
 one batch on the GPU (``leisaac_tasks.isaaclab.vec_env``).
 """
 
@@ -97,11 +98,20 @@ VEC_BACKENDS: dict[str, str] = {
 
 
 def make_vec_env(backend: str, num_envs: int, cameras: tuple[str, ...] = (), image_size: int = 224,
-                 spec: SceneSpec | None = None) -> VecSandwichEnv:
+                 spec: SceneSpec | None = None, workers: int = 1) -> VecSandwichEnv:
+    """``workers`` > 1 spreads the embedded backend's envs over that many processes (a many-core box); Isaac Lab
+    steps all its envs as one GPU batch and takes no workers."""
     if backend not in VEC_BACKENDS:
         raise ValueError(f"no vectorized {backend!r} backend; choose one of {', '.join(sorted(VEC_BACKENDS))} "
                          f"(e.g. --backend isaaclab)")
     if num_envs < 1:
         raise ValueError(f"--num-envs must be at least 1 (got {num_envs})")
+    if workers > 1:
+        if backend != "mujoco":
+            raise ValueError(f"--workers spreads the mujoco backend over processes; {backend} steps its envs as "
+                             f"one batch: leave --workers out")
+        from leisaac_tasks.process_vec_env import ProcessVecEnv
+
+        return ProcessVecEnv(num_envs, workers, cameras=cameras, image_size=image_size, spec=spec)
     module, attr = VEC_BACKENDS[backend].split(":")
     return getattr(importlib.import_module(module), attr)(num_envs, cameras=cameras, image_size=image_size, spec=spec)

@@ -1,4 +1,5 @@
-"""--workers N and --num-envs N: the same per-episode outcomes as one process; kill -9 + --resume loses nothing."""
+"""--workers N, --num-envs N and both (the vector env's envs in worker processes): the same per-episode outcomes as
+one process; kill -9 + --resume loses nothing."""
 
 import os
 import signal
@@ -35,7 +36,8 @@ def serial(tmp_path_factory) -> pd.DataFrame:
     return _outcomes(run(_cfg(tmp_path_factory.mktemp("serial")), progress=False))
 
 
-@pytest.mark.parametrize("how", [{"workers": 2}, {"num_envs": 3}], ids=["workers-2", "num-envs-3"])
+@pytest.mark.parametrize("how", [{"workers": 2}, {"num_envs": 3}, {"num_envs": 3, "workers": 2}],
+                         ids=["workers-2", "num-envs-3", "num-envs-3-in-2-processes"])
 def test_parallel_runs_give_the_same_outcomes_as_one_process(serial, tmp_path, how):
     parallel = _outcomes(run(_cfg(tmp_path / "run", **how), progress=False))
     assert len(serial) == len(parallel) == 24

@@ -1,4 +1,5 @@
-"""Vectorized demo generation (MujocoVecEnv, 3 envs) writes what the one-env generator writes for the same seeds."""
+"""Vectorized demo generation (MujocoVecEnv, 3 envs; and the same envs in 2 worker processes, ProcessVecEnv) writes
+what the one-env generator writes for the same seeds."""
 
 from __future__ import annotations
 
@@ -37,25 +38,32 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("vecdemos")
     generate(GenerateConfig(out=out / "single", **RUN), progress=False)
     generate(GenerateConfig(out=out / "vector", num_envs=3, **RUN), progress=False)
-    return {"single": out / "single" / PART, "vector": out / "vector" / PART}
+    generate(GenerateConfig(out=out / "processes", num_envs=3, workers=2, **RUN), progress=False)
+    return {name: out / name / PART for name in ("single", "vector", "processes")}
 
 
-def test_same_attempts_outcomes_and_journal_as_one_env(runs):
-    single, vector = _journal(runs["single"]), _journal(runs["vector"])
+VECTORIZED = pytest.mark.parametrize("kind", ["vector", "processes"])
+
+
+@VECTORIZED
+def test_same_attempts_outcomes_and_journal_as_one_env(runs, kind):
+    single, vector = _journal(runs["single"]), _journal(runs[kind])
     assert sum(a["success"] for a in single) == RUN["episodes"]
     assert any(not a["success"] for a in single), "no rejected attempt: the test no longer exercises re-planning"
     assert vector == single
 
 
-def test_same_actions_and_states_as_one_env(runs):
-    single, vector = _frames(runs["single"]), _frames(runs["vector"])
+@VECTORIZED
+def test_same_actions_and_states_as_one_env(runs, kind):
+    single, vector = _frames(runs["single"]), _frames(runs[kind])
     assert single["action"].shape[0] == sum(a.frames for a in read_journal(runs["single"]) if a.success)
     for col in single:
         np.testing.assert_array_equal(vector[col], single[col], err_msg=col)
 
 
-def test_vector_dataset_loads_with_lerobot(runs):
-    single, vector = load_dataset(runs["single"]), load_dataset(runs["vector"])
+@VECTORIZED
+def test_vector_dataset_loads_with_lerobot(runs, kind):
+    single, vector = load_dataset(runs["single"]), load_dataset(runs[kind])
     assert len(vector) == len(single) and vector.meta.total_episodes == RUN["episodes"]
     for index in (0, len(vector) - 1):
         for key in vector.meta.video_keys:
@@ -84,3 +92,10 @@ def test_unknown_vectorized_backend_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no vectorized 'bullet' backend") and "\n" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_workers_without_enough_envs_is_one_clear_error(tmp_path, capsys):
+    assert main(["--recipe", "seed", "--out", str(tmp_path / "x"), "--workers", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --workers 4 spreads the mujoco backend's envs") and "--num-envs" in err
+    assert "\n" not in err and not (tmp_path / "x").exists()

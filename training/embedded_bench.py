@@ -45,10 +45,12 @@ def grid_episodes_per_minute(seeds: int, workers: int = 1) -> tuple[float, int]:
         return n / ((time.perf_counter() - start) / 60), n
 
 
-def demo_generation(image_size: int, episodes: int) -> dict[str, float]:
-    """Both cameras recorded, videos encoded, dataset finalized and read back: the whole `generate` path."""
+def demo_generation(image_size: int, episodes: int, workers: int = 1) -> dict[str, float]:
+    """Both cameras recorded, videos encoded, dataset finalized and read back: the whole `generate` path. With
+    ``workers`` > 1, 2 envs per worker process step in parallel (``--num-envs 2W --workers W``)."""
     with tempfile.TemporaryDirectory() as out:
-        cfg = GenerateConfig(recipe="disambiguating", out=Path(out) / "d", episodes=episodes, image_size=image_size)
+        cfg = GenerateConfig(recipe="disambiguating", out=Path(out) / "d", episodes=episodes, image_size=image_size,
+                             num_envs=2 * workers if workers > 1 else 1, workers=workers)
         start = time.perf_counter()
         (tally,) = generate(cfg, progress=False)
         seconds = time.perf_counter() - start
@@ -62,7 +64,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--grid-seeds", type=int, default=2)
-    p.add_argument("--workers", type=int, default=2, help="also time the grid with this many worker processes")
+    p.add_argument("--workers", type=int, default=2,
+                   help="also time the grid and demo generation with this many worker processes")
     p.add_argument("--demos", type=int, default=6, help="demos generated for the demo rows (0 skips them)")
     a = p.parse_args()
     rows = [
@@ -74,9 +77,10 @@ def main() -> None:
         per_min, n = grid_episodes_per_minute(a.grid_seeds, workers)
         rows.append((f"grid episodes/min (both baselines, 8 cells × 3 seed instructions, {n} episodes, "
                      f"--workers {workers})", per_min))
-    if a.demos:
-        for name, value in demo_generation(a.image_size, a.demos).items():
-            rows.append((f"demo generation, front + wrist {a.image_size}², {a.demos} demos: {name}", value))
+    for workers in sorted({1, a.workers}) if a.demos else ():
+        how = f", --num-envs {2 * workers} --workers {workers}" if workers > 1 else ""
+        for name, value in demo_generation(a.image_size, a.demos, workers).items():
+            rows.append((f"demo generation, front + wrist {a.image_size}², {a.demos} demos{how}: {name}", value))
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, MUJOCO_GL={os.environ.get('MUJOCO_GL')}\n")
     print("| measure | value |\n|---|---|")

@@ -31,6 +31,7 @@ class GenerateConfig:
     checkpoint_every: int = 10
     backend: str = "mujoco"
     num_envs: int = 1  # > 1 (or backend "isaaclab"): attempts run in parallel on a vectorized backend
+    workers: int = 1  # > 1: the mujoco backend's --num-envs envs step in this many processes (a many-core box)
 
     @property
     def vectorized(self) -> bool:
@@ -40,6 +41,12 @@ class GenerateConfig:
         get_recipe(self.recipe)
         if self.num_envs < 1:
             raise RecipeError(f"--num-envs must be at least 1, got {self.num_envs}")
+        if self.workers < 1:
+            raise RecipeError(f"--workers must be at least 1, got {self.workers}")
+        if self.workers > 1 and (self.backend != "mujoco" or self.num_envs < self.workers):
+            raise RecipeError(f"--workers {self.workers} spreads the mujoco backend's envs over processes: pass "
+                              f"--num-envs N with N >= {self.workers} (e.g. --num-envs {4 * self.workers}), "
+                              f"and no other --backend")
         if self.vectorized:
             from leisaac_tasks.vec_env import VEC_BACKENDS
 

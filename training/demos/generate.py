@@ -3,12 +3,14 @@
     chefmate-generate --recipe seed --episodes 50 --out datasets/seed
     chefmate-generate --recipe seed --episodes 80 --out datasets/seed --resume   # add 30 more
     chefmate-generate --recipe seed --episodes 500 --out datasets/seed --backend isaaclab --num-envs 256
+    chefmate-generate --recipe seed --episodes 500 --out datasets/seed --num-envs 32 --workers 16   # 16 cores
 
 Each attempt draws a fresh layout (the spec's jitter) and a noisy expert (speed, approach height, grasp height,
 gripper timing), records every control step, and is judged by the task's oracle; only demos the oracle accepts are
 kept. Attempt k of a dataset always uses layout seed ``--seed + k``, so runs replay and resume exactly.
 With ``--num-envs N`` (or ``--backend isaaclab``) attempts run N at a time on a vectorized backend
-(training/demos/vector_generate.py) and the datasets and journals come out the same.
+(training/demos/vector_generate.py) and the datasets and journals come out the same; ``--workers W`` steps the
+mujoco envs in W processes, while one writer keeps the demos in attempt order.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def _generate(cfg: GenerateConfig, progress: bool) -> list[DatasetTally]:
         from leisaac_tasks.vec_env import make_vec_env
 
         try:
-            env = make_vec_env(cfg.backend, cfg.num_envs, cameras=CAMERAS, image_size=cfg.image_size)
+            env = make_vec_env(cfg.backend, cfg.num_envs, cameras=CAMERAS, image_size=cfg.image_size,
+                               workers=cfg.workers)
         except ModuleNotFoundError as exc:  # Isaac Lab is an optional install (Python 3.12, NVIDIA GPU)
             raise RecipeError(f"--backend {cfg.backend} needs the {exc.name!r} package, which is not installed; "
                               f"install Isaac Lab as the README's Isaac Lab section says, or use --backend mujoco")
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", help="simulator: mujoco (default) or isaaclab (vectorized)")
     parser.add_argument("--num-envs", type=int,
                         help="run this many attempts at once on the vectorized backend (default %(default)s: one env)")
+    parser.add_argument("--workers", type=int,
+                        help="with --num-envs: step the mujoco envs in this many processes (default %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue an existing --out up to --episodes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults_from(parser, GenerateConfig)

@@ -1,0 +1,177 @@
+"""The embedded backend's vector env spread over worker processes: physics and rendering on many cores, while the
+caller (a grid runner batching VLA inference on one GPU, or demo generation) stays one process.
+
+Env ``i`` lives in worker ``i * workers // num_envs``, which holds a ``MujocoVecEnv`` of its block of envs. Each
+call sends every worker its part at once and then gathers the replies, so the workers step in parallel. Episodes
+come out exactly as in ``MujocoVecEnv``: each env is the same ``SandwichEnv`` with the same seeds and actions.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, NoReturn, Sequence
+
+import numpy as np
+
+from leisaac_tasks.outcomes import EpisodeOutcome
+from leisaac_tasks.spec import SceneSpec
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed; the message carries its traceback."""
+
+
+def _serve(conn: Connection, num_envs: int, cameras: tuple[str, ...], image_size: int,
+           spec: SceneSpec | None) -> None:
+    """A worker: build the block's envs, then answer (method, args) requests until "close"."""
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from leisaac_tasks.vec_env import MujocoVecEnv
+
+    env = None
+    try:
+        env = MujocoVecEnv(num_envs, cameras=cameras, image_size=image_size, spec=spec)
+        conn.send(("ok", env.backend))
+        while True:
+            method, args = conn.recv()
+            if method == "close":
+                break
+            try:
+                conn.send(("ok", getattr(env, method)(*args)))
+            except Exception:  # sent back: the parent raises it with this traceback
+                conn.send(("error", traceback.format_exc()))
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        if env is not None:
+            env.close()
+        conn.close()
+
+
+class ProcessVecEnv:
+    """``MujocoVecEnv``'s interface, with its envs in ``workers`` spawned processes."""
+
+    def __init__(self, num_envs: int, workers: int, cameras: tuple[str, ...] = (), image_size: int = 224,
+                 spec: SceneSpec | None = None):
+        workers = max(1, min(workers, num_envs))
+        self.num_envs = num_envs
+        self.cameras = tuple(cameras)
+        # Contiguous blocks of near-equal size: env i -> (worker, index inside that worker's MujocoVecEnv).
+        self._where = [(i * workers // num_envs, 0) for i in range(num_envs)]
+        sizes = [0] * workers
+        for i, (w, _) in enumerate(self._where):
+            self._where[i] = (w, sizes[w])
+            sizes[w] += 1
+        self._sizes = sizes
+        ctx = mp.get_context("spawn")  # not fork: the parent may hold a CUDA context, EGL or torch threads
+        self._conns: list[Connection] = []
+        self._procs = []
+        for size in sizes:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(child, size, self.cameras, image_size, spec), daemon=True)
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        self.backend = self._gather(range(workers))[0]
+
+    @property
+    def workers(self) -> int:
+        return len(self._conns)
+
+    def _gather(self, workers: Sequence[int]) -> list[Any]:
+        replies = []
+        for w in workers:
+            try:
+                status, value = self._conns[w].recv()
+            except EOFError:  # it died without a word (killed, or out of memory)
+                self._fail(w)
+            if status != "ok":
+                self.close()
+                raise WorkerError(f"MuJoCo worker {w} failed:\n{value}")
+            replies.append(value)
+        return replies
+
+    def _fail(self, w: int) -> NoReturn:
+        self._procs[w].join(timeout=5)
+        code = self._procs[w].exitcode
+        self.close()
+        raise WorkerError(f"MuJoCo worker {w} failed: the process exited (code {code}); rerun with --resume")
+
+    def _call_each(self, requests: dict[int, tuple[str, tuple]]) -> dict[int, Any]:
+        """Send every worker its request first, then collect: the workers run at the same time."""
+        for w, request in requests.items():
+            try:
+                self._conns[w].send(request)
+            except (BrokenPipeError, ConnectionResetError):
+                self._fail(w)
+        return dict(zip(requests, self._gather(list(requests))))
+
+    def _by_worker(self, env_ids: Sequence[int]) -> dict[int, list[int]]:
+        groups: dict[int, list[int]] = {}
+        for i in env_ids:
+            groups.setdefault(self._where[i][0], []).append(i)
+        return groups
+
+    def reset_envs(self, env_ids, scenarios, instructions, seeds) -> None:
+        rows = {i: (s, t, int(seed)) for i, s, t, seed in zip(env_ids, scenarios, instructions, seeds)}
+        requests = {}
+        for w, ids in self._by_worker(env_ids).items():
+            local = [self._where[i][1] for i in ids]
+            requests[w] = ("reset_envs", (local, [rows[i][0] for i in ids], [rows[i][1] for i in ids],
+                                          [rows[i][2] for i in ids]))
+        self._call_each(requests)
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None) -> None:
+        ids = range(self.num_envs) if active is None else np.flatnonzero(active)
+        requests = {}
+        for w, members in self._by_worker(ids).items():
+            size = self._sizes[w]
+            local_actions = np.zeros((size, actions.shape[1]), dtype=actions.dtype)
+            local_active = np.zeros(size, dtype=bool)
+            for i in members:
+                local_actions[self._where[i][1]] = actions[i]
+                local_active[self._where[i][1]] = True
+            requests[w] = ("step", (local_actions, local_active))
+        self._call_each(requests)
+
+    def observations(self, env_ids: Sequence[int]) -> dict[str, np.ndarray]:
+        env_ids = list(env_ids)
+        groups = self._by_worker(env_ids)
+        replies = self._call_each({w: ("observations", ([self._where[i][1] for i in ids],))
+                                   for w, ids in groups.items()})
+        rows: dict[int, dict[str, np.ndarray]] = {}
+        for w, ids in groups.items():
+            for k, i in enumerate(ids):
+                rows[i] = {key: value[k] for key, value in replies[w].items()}
+        keys = ("state", *self.cameras)
+        return {key: np.stack([rows[i][key] for i in env_ids]) if env_ids else np.zeros((0,)) for key in keys}
+
+    def _one(self, method: str, env_id: int) -> Any:
+        w, local = self._where[env_id]
+        return self._call_each({w: (method, (local,))})[w]
+
+    def info(self, env_id: int) -> dict[str, Any]:
+        return self._one("info", env_id)
+
+    def outcome(self, env_id: int) -> EpisodeOutcome:
+        return self._one("outcome", env_id)
+
+    def sim_time(self, env_id: int) -> float:
+        return self._one("sim_time", env_id)
+
+    def close(self) -> None:
+        for conn in self._conns:
+            try:
+                conn.send(("close", ()))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+        self._conns, self._procs = [], []

@@ -1,0 +1,43 @@
+"""ProcessVecEnv: a worker's failure reaches the caller as one error naming the worker, with its traceback."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from leisaac_tasks.process_vec_env import ProcessVecEnv, WorkerError
+from leisaac_tasks.scenarios import Scenario
+from leisaac_tasks.vec_env import make_vec_env
+
+
+@pytest.fixture
+def env():
+    env = ProcessVecEnv(3, workers=2, image_size=32)
+    yield env
+    env.close()
+
+
+def test_envs_are_split_into_contiguous_blocks(env):
+    assert env.workers == 2 and env.backend == "mujoco"
+    env.reset_envs([2, 0], [Scenario.parse("H,-"), Scenario.parse("-,H")], ["pick up the cheese"] * 2, [5, 6])
+    env.step(np.zeros((3, 6)), np.array([True, False, True]))
+    assert env.observations([2, 0])["state"].shape == (2, 6)
+    assert env.info(0)["scenario"] == Scenario.parse("-,H").label
+
+
+def test_an_error_inside_a_worker_is_raised_with_its_traceback(env):
+    with pytest.raises(WorkerError, match=r"(?s)MuJoCo worker 1 failed:.*Traceback"):
+        env.reset_envs([2], ["not a scenario"], ["pick up the cheese"], [0])
+
+
+def test_a_killed_worker_is_reported_not_waited_on(env):
+    os.kill(env._procs[0].pid, signal.SIGKILL)
+    env._procs[0].join(timeout=10)
+    with pytest.raises(WorkerError, match="MuJoCo worker 0 failed: the process exited"):
+        env.step(np.zeros((3, 6)))
+
+
+def test_isaaclab_takes_no_workers():
+    with pytest.raises(ValueError, match="leave --workers out"):
+        make_vec_env("isaaclab", 4, workers=2)
