@@ -95,6 +95,13 @@ VEC_BACKENDS: dict[str, str] = {
     "mujoco": "leisaac_tasks.vec_env:MujocoVecEnv",
     "isaaclab": "leisaac_tasks.isaaclab.vec_env:IsaacLabVecEnv",
 }
+# The mujoco backend over worker processes (--workers), which wraps MujocoVecEnv (hence a path, as above).
+PROCESS_VEC_ENV = "leisaac_tasks.process_vec_env:ProcessVecEnv"
+
+
+def _load(path: str) -> Any:
+    module, attr = path.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def make_vec_env(backend: str, num_envs: int, cameras: tuple[str, ...] = (), image_size: int = 224,
@@ -110,8 +117,5 @@ def make_vec_env(backend: str, num_envs: int, cameras: tuple[str, ...] = (), ima
         if backend != "mujoco":
             raise ValueError(f"--workers spreads the mujoco backend over processes; {backend} steps its envs as "
                              f"one batch: leave --workers out")
-        from leisaac_tasks.process_vec_env import ProcessVecEnv
-
-        return ProcessVecEnv(num_envs, workers, cameras=cameras, image_size=image_size, spec=spec)
-    module, attr = VEC_BACKENDS[backend].split(":")
-    return getattr(importlib.import_module(module), attr)(num_envs, cameras=cameras, image_size=image_size, spec=spec)
+        return _load(PROCESS_VEC_ENV)(num_envs, workers, cameras=cameras, image_size=image_size, spec=spec)
+    return _load(VEC_BACKENDS[backend])(num_envs, cameras=cameras, image_size=image_size, spec=spec)
