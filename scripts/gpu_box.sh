@@ -78,9 +78,11 @@ collect)
   (cd "$study" && find . -path ./data -prune -o -type f \( -name '*.csv' -o -name '*.json' -o -name '*.md' \
      -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print | tar -czf "$out/study_results.tgz" -T -)
   [ -d "$study/backbone/model" ] && tar -C "$study" -czf "$out/backbone.tgz" backbone/DONE.json backbone/model
-  [ -f "$study/base/DONE.json" ] && tar -C "$study" -czf "$out/base.tgz" base/DONE.json base/model/config.json \
-     base/model/*.safetensors
-  cp "$log" "$out/study.log"; ls -la "$out"
+  cp "$log" "$out/study.log"
+  # The shard glob must expand inside the study folder (tar -C does not move the shell's globbing).
+  [ -f "$study/base/DONE.json" ] && (cd "$study" && tar -czf "$out/base.tgz" base/DONE.json base/model/config.json \
+     base/model/*.safetensors)
+  ls -la "$out"
   ;;
 *)
   sed -n 2,11p "$0"; exit 2
