@@ -74,11 +74,11 @@ watch)
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
   ;;
 collect)
-  out=${2:?out}; mkdir -p "$out"
+  out=${2:?out}; mkdir -p "$out"; out=$(cd "$out" && pwd)  # absolute: the base's tar runs in the study folder
   (cd "$study" && find . -path ./data -prune -o -type f \( -name '*.csv' -o -name '*.json' -o -name '*.md' \
      -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print | tar -czf "$out/study_results.tgz" -T -)
   [ -d "$study/backbone/model" ] && tar -C "$study" -czf "$out/backbone.tgz" backbone/DONE.json backbone/model
-  cp "$log" "$out/study.log"
+  [ -f "$log" ] && cp "$log" "$out/study.log"  # first, so a later tar error cannot lose it
   # The shard glob must expand inside the study folder (tar -C does not move the shell's globbing).
   [ -f "$study/base/DONE.json" ] && (cd "$study" && tar -czf "$out/base.tgz" base/DONE.json base/model/config.json \
      base/model/*.safetensors)
