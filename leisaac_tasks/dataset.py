@@ -31,10 +31,15 @@ VCODEC = "h264"  # decodes everywhere (PyAV, torchcodec, decord); LeRobot's AV1 
 
 
 def _writer_options() -> dict[str, Any]:
-    """How LeRobot encodes our videos: H.264, fed frame by frame as they are recorded."""
+    """How LeRobot encodes our videos: H.264, fed frame by frame as they are recorded.
+
+    LeRobot's streaming encoder drops a frame (with only a warning) when its queue stays full for 0.1 s, which a
+    loaded box or a vectorized run writing a whole episode at once does; every later frame of the episode then
+    decodes at the wrong timestamp. A queue size of 0 is unbounded, so nothing is dropped: at worst one episode's
+    frames wait in memory (the writer records one episode at a time)."""
     from lerobot.configs.video import RGBEncoderConfig
 
-    return {"rgb_encoder": RGBEncoderConfig(vcodec=VCODEC), "streaming_encoding": True}
+    return {"rgb_encoder": RGBEncoderConfig(vcodec=VCODEC), "streaming_encoding": True, "encoder_queue_maxsize": 0}
 
 
 class DatasetError(RuntimeError):

@@ -165,3 +165,27 @@ def test_a_discarded_longer_attempt_leaves_no_frames_in_the_next_video(tmp_path)
         span = episode[f"videos/observation.images.{cam}/to_timestamp"] - episode[f"videos/observation.images.{cam}/from_timestamp"]
         assert round(span * 30) == 5
     assert all(float(ds[i]["observation.images.front"].float().mean()) > 0.5 for i in range(5))  # no grey-40 frame
+
+
+def test_a_slow_video_encoder_loses_no_frame(tmp_path, monkeypatch):
+    """LeRobot's streaming encoder drops a frame when its queue stays full for 0.1 s (a loaded box; a vectorized
+    run that writes a whole episode at once). A dropped frame shifts every later timestamp onto the wrong
+    image, so the writer must never let the queue fill: here the encoder starts 1 s late."""
+    import time
+
+    from lerobot.datasets import video_utils
+
+    from leisaac_tasks.dataset import Attempt, DemoWriter
+
+    run = video_utils._CameraEncoderThread.run
+    monkeypatch.setattr(video_utils._CameraEncoderThread, "run", lambda self: (time.sleep(1.0), run(self)))
+    greys = [3 * k for k in range(80)]
+    with DemoWriter(tmp_path / "d", (SIZE, SIZE)) as writer:
+        for grey in greys:
+            image = np.full((SIZE, SIZE, 3), grey, np.uint8)
+            writer.add_frame({"front": image, "wrist": image, "state": np.zeros(6)}, np.zeros(6), "task")
+        writer.keep(Attempt(attempt=0, source="test", scenario="(H,H)", instruction="task", intent="none",
+                            layout_seed=0, success=True, outcome="", frames=0))
+    ds = load_dataset(tmp_path / "d")
+    decoded = [round(float(ds[i]["observation.images.wrist"].float().mean()) * 255) for i in range(len(greys))]
+    assert len(ds) == len(greys) and max(abs(d - g) for d, g in zip(decoded, greys)) <= 1
