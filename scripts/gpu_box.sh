@@ -4,14 +4,15 @@
 #
 #   here:   scripts/gpu_box.sh pack STUDY_DIR OUT_DIR     # wheels + demos in parts of 59 MiB: OUT_DIR/cNN/
 #   there:  scripts/gpu_box.sh stage PART_DIR             # one call per part: copy it into /tmp/stage
+#           scripts/gpu_box.sh restore DIR                # unpack results an earlier lease collected (optional)
 #           scripts/gpu_box.sh start SPEC [ARGS]          # install, check, snapshot the code, start the study
 #                                                         #   (ARGS go to chefmate-study, e.g. --seeds 0,1)
 #           scripts/gpu_box.sh watch SECONDS              # print progress until the study ends or SECONDS pass
 #           scripts/gpu_box.sh collect OUT                # the report, every small result file, the backbone and base
 #
 # The study writes to /tmp/study; rerunning `start` resumes it (chefmate-study redoes only unfinished units).
-# Results carried back (study_results.tgz, backbone.tgz, base.tgz) and unpacked into /tmp/study in a later lease
-# let the same command go on there: runs whose evaluation and diagnosis are done are not trained again.
+# Results carried back (study_results.tgz, backbone.tgz, base.tgz), or a backbone and base trained elsewhere, and
+# restored into /tmp/study in a later lease let the same command go on there: finished units are not redone.
 # Never `pkill -f` a pattern that this command line itself contains: it kills the command, and the lease with it.
 set -euo pipefail
 stage=/tmp/stage; site=/tmp/site; code=/tmp/code; study=/tmp/study; log=/tmp/study.log
@@ -30,6 +31,14 @@ pack)
   ;;
 stage)
   mkdir -p "$stage"; cp -r "${2:?part folder}"/. "$stage"/; ls "$stage" | wc -l
+  ;;
+restore)
+  # Whatever of collect's tars DIR holds, into the study folder; `start` then skips the units they finished.
+  src=${2:?folder with the collected tars}; mkdir -p "$study"
+  for t in backbone base study_results; do
+    [ -f "$src/$t.tgz" ] && tar -C "$study" -xzf "$src/$t.tgz" && echo "restored $t"
+  done
+  ls "$study"
   ;;
 start)
   spec=${2:?spec}; shift 2
@@ -85,6 +94,6 @@ collect)
   ls -la "$out"
   ;;
 *)
-  sed -n 2,11p "$0"; exit 2
+  sed -n 2,12p "$0"; exit 2
   ;;
 esac

@@ -175,3 +175,23 @@ def test_a_compiled_finetune_that_fails_is_finished_eagerly_and_says_so(tmp_path
     assert calls == [(True, False), (False, True)]
     done = json.loads((layout.model(runner.run_name(data, tuning, 0)) / "DONE.json").read_text())
     assert done["compiled"] is False and done["compile_error"] == "RuntimeError: CUDA graphs: an op this driver lacks"
+
+
+def test_a_write_killed_midway_leaves_the_previous_timings_whole(tmp_path, monkeypatch):
+    """The study reads timings.json and DONE.json back when it resumes; a kill -9 during a plain write_text left
+    an empty timings.json once and the resumed study crashed on it (CI of 2026-12-05)."""
+    from leisaac_tasks.atomic import write_text_atomic
+
+    target = tmp_path / "timings.json"
+    write_text_atomic(target, json.dumps({"finetune": 12.5}))
+    real_write = Path.write_text
+
+    def killed_midway(self: Path, text: str, *args, **kwargs) -> int:
+        real_write(self, text[: len(text) // 2])
+        raise KeyboardInterrupt  # stands for the kill: the process stops with half the bytes written
+
+    monkeypatch.setattr(Path, "write_text", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        write_text_atomic(target, json.dumps({"finetune": 99.0, "evaluate": 3.0}))
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"finetune": 12.5}

@@ -32,6 +32,7 @@ from eval.real_arm.safety import RateClock, SafetyFilter, SafetyLog, safe_stop
 from eval.real_arm.trial import RobotFault, TrialRun, prepare_arm, run_trial
 from eval.results import ResultStore
 from eval.runner import Episode, episode_row, error_text
+from leisaac_tasks.atomic import write_text_atomic
 from leisaac_tasks.instructions import Instruction
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.outcomes import EpisodeOutcome, Outcome
@@ -95,7 +96,7 @@ class SessionFile:
     def start(self) -> None:
         if self.new:
             self.out.mkdir(parents=True, exist_ok=True)
-            _write_atomic(self.path, json.dumps(self.meta, indent=1))
+            write_text_atomic(self.path, json.dumps(self.meta, indent=1))
             self.new = False
 
     def records(self) -> list[dict[str, Any]]:
@@ -290,7 +291,3 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leisaac_tasks.atomic import write_text_atomic
 from training.study.spec import StudySpec
 
 MARKER = "DONE.json"
@@ -51,9 +52,8 @@ def is_done(folder: Path) -> bool:
 
 def mark_done(folder: Path, **info: Any) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (MARKER + ".tmp")
-    tmp.write_text(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, indent=2))
-    tmp.replace(folder / MARKER)  # a kill leaves either no marker or a whole one
+    # A kill leaves either no marker or a whole one.
+    write_text_atomic(folder / MARKER, json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, indent=2))
 
 
 def eval_seeds(spec: StudySpec) -> tuple[int, ...]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from leisaac_tasks.atomic import write_text_atomic
 from training.study.layout import Layout, eval_seeds, is_done, mark_done, run_name
 from training.study.spec import BASE_DATA, StudySpec, spec_to_dict
 
@@ -265,7 +266,7 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
 
     layout = Layout(Path(out))
     layout.out.mkdir(parents=True, exist_ok=True)
-    (layout.out / "spec.json").write_text(json.dumps(spec_to_dict(spec), indent=2))
+    write_text_atomic(layout.out / "spec.json", json.dumps(spec_to_dict(spec), indent=2))
     gpu = torch.cuda.is_available()
     res = spec.resources
     ray = _start_ray(address, os.cpu_count() or 1)
@@ -300,7 +301,7 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
 
     def record(now: dict[str, float]) -> None:  # written as it goes, so a killed run keeps what it spent
         timings.update({stage: round(wall + now.get(stage, 0.0), 1) for stage, wall in earlier.items()})
-        timings_path.write_text(json.dumps(timings, indent=2))
+        write_text_atomic(timings_path, json.dumps(timings, indent=2))  # read back on resume: never torn
 
     try:
         run_tasks(ray, tasks, stages, res.cpus_per_task, failed, progress, record)
@@ -312,6 +313,6 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     began = time.perf_counter()
     write_report(spec, layout, failed, timings, machine(), fractional_gpus=res.finetune_gpus if gpu else 0.0)
     timings["report"] = round(timings.get("report", 0.0) + time.perf_counter() - began, 1)
-    timings_path.write_text(json.dumps(timings, indent=2))
+    write_text_atomic(timings_path, json.dumps(timings, indent=2))
     log(f"wrote {layout.out / 'summary.csv'}, {layout.out / 'study.json'} and {layout.out / 'report.html'}")
     return layout.out
