@@ -31,3 +31,10 @@ def test_gpu_figures_without_a_gpu_are_one_clear_line(capsys):
 def test_finetune_step_rate_is_measured_on_cpu():
     """The step the GPU figures time runs here too (tiny repeat count; no speed is asserted)."""
     assert bench.finetune_steps_per_s(torch.device("cpu"), batch_size=2, compiled=False, steps=1) > 0
+
+
+def test_cpu_training_records_time_the_cheapest_and_the_dearest_tuning():
+    records = bench.cpu_training_records(batch_size=2, steps=1)
+    assert [r["name"] for r in records] == ["cpu_finetune_s_per_step_batch2_gr00t_default",
+                                            "cpu_finetune_s_per_step_batch2_full"]
+    assert all(r["value"] > 0 and r["unit"] == "s/step" and r["machine"].startswith("CPU") for r in records)

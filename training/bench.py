@@ -1,6 +1,7 @@
 """chefmate-bench: speed figures as records in reports/benchmarks.json ({name, value, unit, machine, date, command}).
 
     chefmate-bench                  # the default grid on this machine: cpu_* records (--table: embedded_bench's table)
+    chefmate-bench --training       # also a fine-tuning step's cost here, at the study's batch (cpu_finetune_*)
     chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput (eager and compiled),
                                     # fine-tuning steps/s (eager and --compile), 8 concurrent fine-tunes against one
 
@@ -85,12 +86,13 @@ def chunk_figures(device: torch.device, compiled: bool) -> list[dict[str, Any]]:
     return out
 
 
-def finetune_steps_per_s(device: torch.device, batch_size: int, compiled: bool, steps: int = 50) -> float:
-    """Steps/s of chefmate-finetune's step (GR00T defaults: LLM + ViT frozen), fused AdamW and bf16 on CUDA;
-    ``compiled`` as --compile (the warm-up steps hold the compiling)."""
+def finetune_steps_per_s(device: torch.device, batch_size: int, compiled: bool, steps: int = 50,
+                         tune: Any = None) -> float:
+    """Steps/s of chefmate-finetune's step (default ``tune``: GR00T's, LLM + ViT frozen), fused AdamW and bf16 on
+    CUDA; ``compiled`` as --compile (the warm-up steps hold the compiling)."""
     from training.probe_vram import synthetic_batch, time_training
 
-    model, tune = _model()
+    model, tune = _model(tune)
     model.to(device)
     if compiled:
         model.flow_loss = torch.compile(model.flow_loss, mode="reduce-overhead" if device.type == "cuda" else None)
@@ -136,12 +138,25 @@ def cpu_records() -> list[dict[str, Any]]:
     return [record("cpu_grid_episodes_per_min", len(cfg.episodes()) / minutes, "episodes/min")]
 
 
+def cpu_training_records(batch_size: int = 96, steps: int = 3) -> list[dict[str, Any]]:
+    """Seconds per fine-tuning step here at the study's batch, for the cheapest tuning the study trains (GR00T's
+    default, backbone frozen) and the dearest (full): what the 30 fine-tunes of 2,000 steps would cost on this box."""
+    from policies.vla.tuning import TuneConfig
+
+    cpu = torch.device("cpu")
+    return [record(f"cpu_finetune_s_per_step_batch{batch_size}_{name}",
+                   1 / finetune_steps_per_s(cpu, batch_size, False, steps, tune), "s/step")
+            for name, tune in (("gr00t_default", TuneConfig()), ("full", TuneConfig(tune_llm=True, tune_visual=True)))]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="chefmate-bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gpu", action="store_true", help="the GPU figures (needs CUDA)")
     p.add_argument("--concurrent", type=int, default=8, help="fine-tunes run at once for the speedup figure")
     p.add_argument("--table", action="store_true", help="also print training.embedded_bench's table")
+    p.add_argument("--training", action="store_true",
+                   help="without --gpu: also time fine-tuning steps on this CPU (the small preset, batch 96; ~1 min)")
     p.add_argument("--one-finetune", type=int, help=argparse.SUPPRESS)  # a child of the concurrency figure
     a = p.parse_args(argv)
     if a.one_finetune:
@@ -153,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     records = gpu_records(a.concurrent) if a.gpu else cpu_records()
+    if a.training and not a.gpu:
+        records += cpu_training_records()
     write_records(records)
     for r in records:
         print(f"{r['name']}: {r['value']:,} {r['unit']} ({r['machine']})")
