@@ -72,7 +72,12 @@ def _markers(out: Path) -> dict[str, float]:
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("DONE.json")}
 
 
+def _ray_workers() -> set[str]:
+    return set(subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout.split())
+
+
 def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path):
+    others = _ray_workers()  # another Ray job on this machine is not this study's leftover
     out = tmp_path / "smoke"
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     proc = subprocess.Popen([*_cli(), "--spec", str(SMOKE), "--out", str(out)], stdout=subprocess.DEVNULL,
@@ -112,7 +117,7 @@ def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path)
     starts = {json.loads(p.read_text())["run"]["init_checkpoint"] for p in (out / "runs").glob("*/model/config.json")}
     assert starts == {str(out / "base" / "model")}
     assert (out / "report.html").stat().st_size > 10_000 and (out / "language_sensitivity.png").exists()
-    leftover = subprocess.run(["pgrep", "-f", "ray::"], capture_output=True, text=True).stdout.split()
+    leftover = sorted(_ray_workers() - others)
     assert not leftover, f"Ray workers left running: {leftover}"
 
     # Results carried over without their checkpoints (a GPU box's models stay behind): nothing is retrained.
