@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from leisaac_tasks.atomic import write_text_atomic
+
 RECORDS = Path("reports/benchmarks.json")
 
 
@@ -38,7 +40,8 @@ def write_records(records: list[dict[str, Any]], path: Path = RECORDS) -> None:
     old = json.loads(path.read_text()) if path.exists() else []
     names = {r["name"] for r in records}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([r for r in old if r["name"] not in names] + records, indent=2) + "\n")
+    # Read back by the next run: a kill mid-write must not tear the other records.
+    write_text_atomic(path, json.dumps([r for r in old if r["name"] not in names] + records, indent=2) + "\n")
 
 
 def record(name: str, value: float, unit: str) -> dict[str, Any]:
