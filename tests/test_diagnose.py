@@ -66,13 +66,19 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe / args[0]), *args[1:]], capture_output=True, text=True)
 
 
-def test_the_seeds_command_then_diagnose_through_the_cli(seed_data, tmp_path):
-    cheese, bread = seed_data / "cheese", seed_data / "bread"
-    model = tmp_path / "model"
-    done = _cli("chefmate-finetune", "--dataset-path", str(cheese), str(bread), "--preset", "tiny", "--lora-rank",
-                "32", "--balance-dataset-weights", "--balance-trajectory-weights", "--max-steps", "1",
-                "--batch-size", "2", "--allow-random-vision", "--output-dir", str(model))
+@pytest.fixture(scope="module")
+def seed_model(seed_data, tmp_path_factory) -> Path:
+    """The seed user's command at toy scale: cheese-only + bread-only, N1.5's action-head LoRA r32."""
+    model = tmp_path_factory.mktemp("seed_model") / "model"
+    done = _cli("chefmate-finetune", "--dataset-path", str(seed_data / "cheese"), str(seed_data / "bread"),
+                "--preset", "tiny", "--lora-rank", "32", "--balance-dataset-weights", "--balance-trajectory-weights",
+                "--max-steps", "1", "--batch-size", "2", "--allow-random-vision", "--output-dir", str(model))
     assert done.returncode == 0, done.stderr[-2000:]
+    return model
+
+
+def test_the_seeds_command_then_diagnose_through_the_cli(seed_data, seed_model, tmp_path):
+    cheese, bread, model = seed_data / "cheese", seed_data / "bread", seed_model
     out = tmp_path / "diag"
     done = _cli("chefmate-diagnose", "--policy", f"vla:{model}", "--dataset", str(cheese), str(bread),
                 "--out", str(out))
@@ -85,3 +91,17 @@ def test_the_seeds_command_then_diagnose_through_the_cli(seed_data, tmp_path):
     for key in ("action_sensitivity_differ", "action_sensitivity_agree"):
         assert report["behaviour"][key] >= 0.0
     assert isinstance(report["verdict"], str) and "LoRA r32" in report["verdict"]
+
+
+def test_diagnose_reads_a_model_whose_outputs_sit_on_a_gpu(seed_data, seed_model, tmp_path, monkeypatch):
+    """On the GPU box every study's diagnose crashed ("can't convert cuda:0 device type tensor to numpy"): the
+    features came back on the GPU and went to numpy. Here the model's outputs are fake CUDA tensors, which refuse
+    numpy as CUDA's do, so the same mix-up fails on the CPU."""
+    from fake_device import model_outputs_on_fake_cuda
+    from policies.vla.model import VLA
+
+    model_outputs_on_fake_cuda(monkeypatch, VLA, "features", "predict_chunk")
+    report = diagnose(DiagnoseConfig(f"vla:{seed_model}", tmp_path / "diag", (seed_data / "cheese",
+                                     seed_data / "bread")), log=lambda *_: None)
+    assert 0.0 <= report["representation"]["text_probe_accuracy"] <= 1.0
+    assert report["behaviour"]["action_sensitivity_differ"] >= 0.0

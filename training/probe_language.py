@@ -166,7 +166,8 @@ def text_positions(model: VLA, mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def pooled_features(model: VLA, images: dict[str, torch.Tensor], texts: list[str]) -> dict[str, torch.Tensor]:
-    """Masked mean of ``model.features`` per instruction: {"all": (n, width), "text": (n, width)}, float64."""
+    """Masked mean of ``model.features`` per instruction: {"all": (n, width), "text": (n, width)}, float64, on the
+    CPU wherever the model runs: every caller goes on in numpy, which cannot read a CUDA tensor."""
     device = next(model.parameters()).device
     batch = {cam: img.to(device).expand(len(texts), -1, -1, -1) for cam, img in images.items()}
     batch["task"] = list(texts)
@@ -175,7 +176,7 @@ def pooled_features(model: VLA, images: dict[str, torch.Tensor], texts: list[str
     out = {}
     for name, keep in (("all", mask), ("text", text_positions(model, mask))):
         w = keep.to(features.dtype)[..., None]
-        out[name] = (features * w).sum(1) / w.sum(1)
+        out[name] = ((features * w).sum(1) / w.sum(1)).cpu()
     return out
 
 
