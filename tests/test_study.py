@@ -44,6 +44,8 @@ def test_both_shipped_specs_parse():
     ({"name": "x", "data": {"a": {"recipe": "seed"}}, "tunings": {"t": {}}, "finetun": {}}, "unknown section(s)"),
     ({"name": "x", "data": {"a": {"recipe": "seed"}}, "tunings": {"t": {"lora_full_model": True}}}, "--lora-rank"),
     ({"name": "x", "tunings": {"t": {}}}, "missing 'data'"),
+    ({"name": "x", "data": {"a": {"recipe": "seed"}}, "tunings": {"t": {}}, "resources": {"demo_workers": 0}},
+     "demo_workers must be at least 1"),
 ])
 def test_a_bad_spec_is_one_clear_error(raw, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -200,3 +202,20 @@ def test_a_write_killed_midway_leaves_the_previous_timings_whole(tmp_path, monke
         write_text_atomic(target, json.dumps({"finetune": 99.0, "evaluate": 3.0}))
     monkeypatch.undo()
     assert json.loads(target.read_text()) == {"finetune": 12.5}
+
+
+def test_the_study_makes_demos_in_worker_processes_that_equal_one_process(tmp_path):
+    """The GPU box makes the study's demos on its 16 cores (resources.demo_workers processes per recipe); the
+    datasets must be the ones a single process writes. CI's smoke study spawns the workers from a Ray worker."""
+    from test_vector_generate import _frames, _journal
+    from training.study.runner import unit_demos
+
+    spec = load_spec(SMOKE)
+    assert spec.resources.demo_workers > 1
+    unit_demos(spec, "seed", 2, tmp_path / "workers")
+    unit_demos(replace(spec, resources=replace(spec.resources, demo_workers=1)), "seed", 2, tmp_path / "one")
+    for part in ("cheese", "bread"):
+        one, workers = tmp_path / "one" / part, tmp_path / "workers" / part
+        assert _journal(workers) == _journal(one)
+        for column, values in _frames(one).items():
+            np.testing.assert_array_equal(_frames(workers)[column], values, err_msg=f"{part} {column}")

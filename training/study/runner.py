@@ -41,9 +41,12 @@ def unit_demos(spec: StudySpec, recipe: str, episodes: int, folder: Path) -> dic
     from training.demos.generate import GenerateConfig, generate
 
     _threads(spec.resources.cpus_per_task)
+    workers = spec.resources.demo_workers
     # Demos use layout seeds 0, 1, 2, ... (attempt k = seed k); evaluation starts at evaluation.seed_offset.
+    # Spread over worker processes, the envs write the same datasets as one env does (tests/test_vector_generate).
     tallies = generate(GenerateConfig(recipe=recipe, out=folder, episodes=episodes, image_size=spec.image_size,
-                                      seed=0, resume=folder.exists()), progress=False)
+                                      seed=0, resume=folder.exists(), num_envs=4 * workers if workers > 1 else 1,
+                                      workers=workers), progress=False)
     attempts = max(t.attempts for t in tallies)  # each dataset's attempt k used layout seed k
     if attempts >= spec.evaluation.seed_offset:
         raise ValueError(f"{folder.name} demos used {attempts} layout seeds, reaching evaluation.seed_offset "
@@ -161,6 +164,7 @@ class Task:
     # Already served: a fine-tune whose evaluation and diagnosis are done needs no model (e.g. those results were
     # carried over from another machine without the checkpoints).
     served_by: tuple[Path, ...] = ()
+    cpus: float | None = None  # None: the spec's cpus_per_task
 
     @property
     def stage(self) -> str:
@@ -201,6 +205,7 @@ def run_tasks(ray, tasks: list[Task], stages: tuple[str, ...], cpus_per_task: fl
     spans: dict[str, list[float]] = {}
     planned = {t.key for t in todo}
     waiting, pending = list(todo), {}
+    total_cpus = ray.cluster_resources().get("CPU", 1.0)  # no task may ask for more: it would wait forever
     while waiting or pending:
         for t in list(waiting):
             missing = [n for n in t.needs if n not in done]
@@ -210,8 +215,8 @@ def run_tasks(ray, tasks: list[Task], stages: tuple[str, ...], cpus_per_task: fl
                                                          for n in missing)
             elif not missing:
                 waiting.remove(t)
-                remote = ray.remote(num_cpus=cpus_per_task, num_gpus=t.gpus, max_retries=1,
-                                    retry_exceptions=True)(t.fn)
+                cpus = min(cpus_per_task if t.cpus is None else t.cpus, total_cpus)
+                remote = ray.remote(num_cpus=cpus, num_gpus=t.gpus, max_retries=1, retry_exceptions=True)(t.fn)
                 pending[remote.remote(*t.args)] = (t, time.perf_counter())
                 spans.setdefault(t.stage, [time.perf_counter(), time.perf_counter()])
         if not pending:
@@ -275,16 +280,16 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     timings_path = layout.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     runs = [r for r in spec.run_ids() if seeds is None or r[2] in seeds]
-    tasks = [Task(f"demos:{d.name}", layout.data(d.name), unit_demos,
-                  (spec, d.recipe, d.episodes, layout.data(d.name)), 0.0) for d in spec.data]
+    demos = [(BASE_DATA, spec.base.recipe, spec.base.episodes)] if spec.base.episodes else []
+    demos += [(d.name, d.recipe, d.episodes) for d in spec.data]  # the base's first: every fine-tune waits on it
+    tasks = [Task(f"demos:{name}", layout.data(name), unit_demos, (spec, recipe, episodes, layout.data(name)), 0.0,
+                  cpus=res.demo_workers) for name, recipe, episodes in demos]
     tasks.append(Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
                       res.finetune_gpus if gpu else 0.0))
     start = ("backbone:",)
     if spec.base.episodes:
-        tasks += [Task(f"demos:{BASE_DATA}", layout.data(BASE_DATA), unit_demos,
-                       (spec, spec.base.recipe, spec.base.episodes, layout.data(BASE_DATA)), 0.0),
-                  Task("base:", layout.base, unit_base, (spec, layout), res.finetune_gpus if gpu else 0.0,
-                       (f"demos:{BASE_DATA}", "backbone:"))]
+        tasks.append(Task("base:", layout.base, unit_base, (spec, layout), res.finetune_gpus if gpu else 0.0,
+                          (f"demos:{BASE_DATA}", "backbone:")))
         start = ("base:",)
     for r in runs:
         name = run_name(*r)

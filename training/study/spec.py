@@ -98,6 +98,9 @@ class ResourceSpec:
     finetune_gpus: float = 0.25
     eval_gpus: float = 0.25
     cpus_per_task: float = 1.0
+    # Processes each demos unit steps its MuJoCo envs in (4 envs each; the datasets come out the same for any
+    # number). The unit declares that many CPUs, so the recipes' demos share a many-core box with the backbone.
+    demo_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,8 @@ def parse_spec(raw: Any, source: str = "spec") -> StudySpec:
         raise SpecError(f"{source}: preset {spec.preset!r} is not one of {', '.join(PRESETS)}")
     if spec.baseline_tuning not in {t.name for t in spec.tunings}:
         spec = dataclasses.replace(spec, baseline_tuning=spec.tunings[0].name)
+    if spec.resources.demo_workers < 1:
+        raise SpecError(f"{source}: resources.demo_workers must be at least 1 (processes per demos unit)")
     if not 0 < spec.competence_gate <= 1:
         raise SpecError(f"{source}: competence_gate must be in (0, 1]")
     return spec
