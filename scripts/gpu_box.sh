@@ -1,99 +1,135 @@
 #!/usr/bin/env bash
-# Run a study on an offline GPU box whose uploads are capped per transfer (e.g. 64 MiB): the wheels and the demo
-# datasets travel in parts, the study runs as a daemon that outlives each command, and the results come back small.
+# A study on an offline GPU box that takes 64 MiB per upload and goes back 30 s after a call ends: only the wheels
+# travel (four parts), the box makes the demos itself on its cores, a GPU smoke of every stage runs before the long
+# study, and every call ends by collecting what has finished.
 #
-#   here:   scripts/gpu_box.sh pack STUDY_DIR OUT_DIR     # wheels + demos in parts of 59 MiB: OUT_DIR/cNN/
-#   there:  scripts/gpu_box.sh stage PART_DIR             # one call per part: copy it into /tmp/stage
-#           scripts/gpu_box.sh restore DIR                # unpack results an earlier lease collected (optional)
-#           scripts/gpu_box.sh start SPEC [ARGS]          # install, check, snapshot the code, start the study
-#                                                         #   (ARGS go to chefmate-study, e.g. --seeds 0,1)
-#           scripts/gpu_box.sh watch SECONDS              # print progress until the study ends or SECONDS pass
-#           scripts/gpu_box.sh collect OUT                # the report, every small result file, the backbone and base
+#   here:   scripts/gpu_box.sh pack OUT_DIR              # the wheels (requirements-gpu-box.txt) in parts: OUT_DIR/cNN
+#   there:  scripts/gpu_box.sh stage PART_DIR            # one call per part, back to back: copied out of the tree
+#           scripts/gpu_box.sh restore DIR               # results an earlier lease collected (optional)
+#           scripts/gpu_box.sh start SPEC [ARGS]         # install, check, start the study as a daemon from a snapshot
+#                                                        #   of the code (ARGS: e.g. --seeds 0), and beside it a GPU
+#                                                        #   smoke of every stage (~2 min) that must pass
+#           scripts/gpu_box.sh stop                      # the study and its Ray (then `start` again resumes it)
+#           scripts/gpu_box.sh watch SECONDS             # progress until the study ends or SECONDS pass
+#           scripts/gpu_box.sh collect OUT               # the report, every small result file, the logs
 #
-# The study writes to /tmp/study; rerunning `start` resumes it (chefmate-study redoes only unfinished units).
-# Results carried back (study_results.tgz, backbone.tgz, base.tgz), or a backbone and base trained elsewhere, and
-# restored into /tmp/study in a later lease let the same command go on there: finished units are not redone.
-# Never `pkill -f` a pattern that this command line itself contains: it kills the command, and the lease with it.
+# The lease plan (README, "On an offline GPU box") puts these in five calls. The study writes to /tmp/study;
+# rerunning `start` resumes it (chefmate-study redoes only unfinished units). Never `pkill -f` a pattern that this
+# command line itself contains: it kills the command, and the lease with it.
 set -euo pipefail
-stage=/tmp/stage; site=/tmp/site; code=/tmp/code; study=/tmp/study; log=/tmp/study.log
+stage=${GPU_BOX_STAGE:-/tmp/stage}; site=${GPU_BOX_SITE:-/tmp/site}; code=/tmp/code; study=/tmp/study
+log=/tmp/study.log; smoke=/tmp/smoke
+part_mib=${PART_MIB:-59}  # + the code tree (~4 MB) stays under the 64 MiB a call may carry
 here=$(cd "$(dirname "$0")/.." && pwd)
+
+# The box's environment for everything the study runs (Ray workers inherit it).
+box_env() {
+  export PYTHONPATH="$site:${1:-$here}" MUJOCO_GL=egl PYTHONUNBUFFERED=1
+  # Nothing outside the box answers: the Hugging Face libraries must not wait on the hub.
+  export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+  # Ten fine-tunes compile at once: a small Inductor pool each, not one worker per core each.
+  export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-2}
+  local vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json  # the driver's EGL, for MuJoCo's renderer
+  if [ -f "$vendor" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$vendor; fi
+}
 
 case "${1:-}" in
 pack)
-  # One stream of every wheel and the study's demo datasets, cut into parts that each fit one upload.
-  src=${2:?study folder}; out=${3:?output folder}; mkdir -p "$out/stream/wheels"
-  bash "$here/../shared/gpu/make_wheel_bundles.sh" "$out/bundles" -r "$here/requirements-gpu-box.txt" >/dev/null
-  cp "$out"/bundles/.wheels/*.whl "$out/stream/wheels/"
-  tar -C "$src" -cf "$out/stream/data.tar" data
-  tar -C "$out/stream" -cf - wheels data.tar | split -b 59M -d -a 2 - "$out/bundle.tar.part"
-  for f in "$out"/bundle.tar.part*; do mkdir -p "$out/c${f##*part}"; mv "$f" "$out/c${f##*part}/"; done
-  rm -rf "$out/stream" "$out/bundles"; du -sh "$out"/c*
+  # One tar stream of every wheel, cut into parts that each fit one upload with the code beside them.
+  out=${2:?output folder}; rm -rf "$out"; mkdir -p "$out/wheels"
+  if [ -n "${WHEELS:-}" ]; then cp "$WHEELS"/*.whl "$out/wheels/"; else
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 --platform any -d "$out/wheels" -r "$here/requirements-gpu-box.txt"
+  fi
+  tar -C "$out" -cf - wheels | split -b "${part_mib}M" -d -a 2 - "$out/wheels.tar.part"
+  for f in "$out"/wheels.tar.part*; do mkdir -p "$out/c${f##*part}"; mv "$f" "$out/c${f##*part}/"; done
+  rm -rf "$out/wheels"; du -sh "$out"/c*
+  echo "$(ls -d "$out"/c* | wc -l) uploads: one call per part, each carrying it and running 'stage'"
   ;;
 stage)
-  mkdir -p "$stage"; cp -r "${2:?part folder}"/. "$stage"/; ls "$stage" | wc -l
+  # Out of the tree at once: a later call that carries another part removes this one there.
+  mkdir -p "$stage"; cp -r "${2:?part folder}"/. "$stage"/; ls "$stage"
+  ;;
+unpack)
+  # The parts, joined, back into wheels (start does this; alone it checks a staging folder).
+  if ls "$stage"/wheels.tar.part* >/dev/null 2>&1; then
+    cat "$stage"/wheels.tar.part* | tar -C "$stage" -xf - && rm -f "$stage"/wheels.tar.part*
+  fi
+  ls "$stage"/wheels
   ;;
 restore)
-  # Whatever of collect's tars DIR holds, into the study folder; `start` then skips the units they finished.
-  src=${2:?folder with the collected tars}; mkdir -p "$study"
-  for t in backbone base study_results; do
-    [ -f "$src/$t.tgz" ] && tar -C "$study" -xzf "$src/$t.tgz" && echo "restored $t"
-  done
-  ls "$study"
+  # Results an earlier lease collected (study_results.tgz), into the study folder: `start` then skips every unit
+  # they finished, and a fine-tune whose evaluation and diagnosis are there is not trained again.
+  src=${2:?folder with study_results.tgz}; mkdir -p "$study"
+  tar -C "$study" -xzf "$src/study_results.tgz" && echo "restored $(tar -tzf "$src/study_results.tgz" | wc -l) files"
   ;;
 start)
   spec=${2:?spec}; shift 2
+  began=$(date +%s)
   if [ ! -d "$site" ]; then
-    for f in "$here"/.gl/*.deb; do [ -e "$f" ] && dpkg -x "$f" /; done; ldconfig || true
-    cat "$stage"/bundle.tar.part* | tar -C "$stage" -xf - && rm -f "$stage"/bundle.tar.part*
+    for f in "$here"/.gl/*.deb; do if [ -e "$f" ]; then dpkg -x "$f" /; fi; done; ldconfig || true
+    "$0" unpack >/dev/null
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$stage"/wheels/*.whl
   fi
-  if [ ! -d "$study/data" ]; then
-    mkdir -p "$study"; tar -C "$study" -xf "$stage/data.tar"
-  fi
-  rm -rf "$code"; cp -r "$here" "$code"  # the study runs from a snapshot: later uploads may change the tree
-  export PYTHONPATH="$site:$code" MUJOCO_GL=egl PYTHONUNBUFFERED=1
-  # Eight fine-tunes compile at once: a small Inductor pool each, not one worker per core each.
-  export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-2}
-  vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json  # the driver's EGL, for MuJoCo's renderer
-  [ -f "$vendor" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$vendor
-  if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: kernels of the concurrent fine-tunes overlap instead of time-slicing
-    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mpslog; mkdir -p /tmp/mps /tmp/mpslog
-    nvidia-cuda-mps-control -d && echo "CUDA MPS daemon started"
-  fi
+  # The study runs from a snapshot: later uploads may change the tree. Wheels and venvs stay out of it.
+  rm -rf "$code"; mkdir -p "$code"
+  tar -C "$here" --exclude=./.venv --exclude=./.gpu --exclude=./.gl --exclude=./.git -cf - . | tar -C "$code" -xf -
+  box_env "$code"; cd "$code"
   python3 - <<'EOF'
-import torch, ray, mujoco, av
+import torch, ray, mujoco, av, lerobot
 from leisaac_tasks.env import SandwichEnv
 env = SandwichEnv(image_size=96)
 obs, _ = env.reset(seed=0)
-print("cuda", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none", "| ray", ray.__version__, "| mujoco", mujoco.__version__,
-      "| av", av.__version__, "| render mean", float(obs["front"].mean()))
+print("cuda", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none", "| ray", ray.__version__,
+      "| mujoco", mujoco.__version__, "| av", av.__version__, "| lerobot", lerobot.__version__,
+      "| render mean", float(obs["front"].mean()), flush=True)
 env.close()
 EOF
-  cd "$code"
-  setsid nohup python3 -m training.study.cli --spec "$spec" --out "$study" "$@" >>"$log" 2>&1 < /dev/null &
-  echo "study started: $log"
+  echo "installed and checked in $(( $(date +%s) - began )) s"
+  # Ray's own messages (worker exits, log dedup) go to a file of their own: the study log keeps a line per unit.
+  setsid nohup python3 -m training.study.cli --spec "$spec" --out "$study" "$@" >>"$log" 2>>"$log.ray" </dev/null &
+  echo $! >/tmp/study.pid; echo "study started: $log"
+  # Beside it (its first minutes are demos and the backbone), the smoke study on the long run's code paths: a crash
+  # on the GPU shows now, not twenty minutes in. Its local Ray is a second instance; the GPU has room for both.
+  rm -rf "$smoke"
+  if ! timeout "${SMOKE_TIMEOUT:-300}" python3 -m training.study.cli --spec studies/smoke_gpu.yaml --out "$smoke" \
+       >"$smoke.log" 2>"$smoke.err"; then
+    tail -30 "$smoke.log"; tail -30 "$smoke.err"
+    echo "GPU smoke FAILED after $(( $(date +%s) - began )) s: fix it, then 'stop' and 'start' again" >&2; exit 1
+  fi
+  grep -h '"compile_error": "[^"]' "$smoke"/runs/*/model/DONE.json "$smoke"/base/DONE.json || true
+  grep "FAILED" "$smoke.log" && echo "GPU smoke: units FAILED (above)" >&2 && exit 1
+  echo "GPU smoke passed at $(( $(date +%s) - began )) s: $(grep -c ' done in ' "$smoke.log") units, every stage"
+  ;;
+stop)
+  # The study daemon and its Ray (a fixed code snapshot is then started with `start`; finished units are kept).
+  if [ -f /tmp/study.pid ]; then kill -- -"$(cat /tmp/study.pid)" 2>/dev/null || true; fi
+  PYTHONPATH="$site" python3 -c "import sys; from ray.scripts.scripts import main; sys.argv = ['ray', 'stop', '--force']; main()" || true
   ;;
 watch)
   end=$(( $(date +%s) + ${2:?seconds} ))
   while [ "$(date +%s)" -lt "$end" ]; do
     if grep -q "^wrote .*report.html" "$log" 2>/dev/null; then break; fi
-    sleep 15
+    if ! pgrep -f "training.study.cli --spec" >/dev/null; then echo "the study is not running"; break; fi
+    sleep 10
   done
-  grep -v "^\s" "$log" | grep "^\[\|^study\|^wrote\|rror" | tail -40
+  tail -n 25 "$log" 2>/dev/null || true
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
   ;;
 collect)
-  out=${2:?out}; mkdir -p "$out"; out=$(cd "$out" && pwd)  # absolute: the base's tar runs in the study folder
-  (cd "$study" && find . -path ./data -prune -o -type f \( -name '*.csv' -o -name '*.json' -o -name '*.md' \
-     -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print | tar -czf "$out/study_results.tgz" -T -)
-  [ -d "$study/backbone/model" ] && tar -C "$study" -czf "$out/backbone.tgz" backbone/DONE.json backbone/model
-  [ -f "$log" ] && cp "$log" "$out/study.log"  # first, so a later tar error cannot lose it
-  # The shard glob must expand inside the study folder (tar -C does not move the shell's globbing).
-  [ -f "$study/base/DONE.json" ] && (cd "$study" && tar -czf "$out/base.tgz" base/DONE.json base/model/config.json \
-     base/model/*.safetensors)
+  # Results only: model weights stay on the box (a study folder restored without them retrains the backbone and
+  # the base, and never a fine-tune whose evaluation and diagnosis came back).
+  out=${2:?out}; mkdir -p "$out"; out=$(cd "$out" && pwd)
+  for f in "$log" "$smoke.log"; do if [ -f "$f" ]; then cp "$f" "$out/"; fi; done  # first: a tar error cannot lose them
+  if [ -f "$log.ray" ]; then tail -c 1000000 "$log.ray" >"$out/study.log.ray"; fi
+  if [ -d "$study" ]; then
+    (cd "$study" && find . -path ./data -prune -o -type f \( -name '*.csv' -o -name '*.json' -o -name '*.md' \
+       -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print | tar -czf "$out/study_results.tgz" -T -)
+  fi
   ls -la "$out"
   ;;
 *)
-  sed -n 2,12p "$0"; exit 2
+  sed -n 2,18p "$0"; exit 2
   ;;
 esac

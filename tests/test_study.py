@@ -35,6 +35,22 @@ def test_both_shipped_specs_parse():
     seed_lora = next(t.tune for t in full.tunings if t.name == "seed_lora")
     assert seed_lora.lora_mode == "action_head" and seed_lora.lora_rank == 32
     assert smoke.preset == "tiny" and len(smoke.run_ids()) == 4
+    # The GPU box's smoke is the CI smoke on the long run's code paths (compiled, vector grid, fractional GPUs).
+    gpu = load_spec(ROOT / "studies" / "smoke_gpu.yaml")
+    assert gpu.finetune.compile == full.finetune.compile is True and gpu.finetune.max_steps == smoke.finetune.max_steps
+    assert gpu.evaluation.num_envs > 0 and full.evaluation.num_envs > 0 and gpu.data == smoke.data
+    assert gpu.resources.finetune_gpus == full.resources.finetune_gpus and gpu.resources.demo_workers > 1
+
+
+def test_extends_changes_only_the_named_fields_and_refuses_a_loop(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\nfinetune: {compile: true}\n")
+    (tmp_path / "b.yaml").write_text(SMOKE.read_text())
+    a = load_spec(tmp_path / "a.yaml")
+    b = load_spec(tmp_path / "b.yaml")
+    assert a.name == "a" and a.finetune == replace(b.finetune, compile=True) and a.tunings == b.tunings
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(SpecError, match="extends itself"):
+        load_spec(tmp_path / "a.yaml")
 
 
 @pytest.mark.parametrize("raw, message", [

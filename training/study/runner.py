@@ -165,13 +165,17 @@ class Task:
     # carried over from another machine without the checkpoints).
     served_by: tuple[Path, ...] = ()
     cpus: float | None = None  # None: the spec's cpus_per_task
+    # What later units load from this one: a marker restored without it (results carried back, weights left on
+    # the GPU box) does not count as done.
+    output: Path | None = None
 
     @property
     def stage(self) -> str:
         return self.key.split(":", 1)[0]
 
     def done(self) -> bool:
-        return is_done(self.folder) or bool(self.served_by) and all(is_done(f) for f in self.served_by)
+        made = is_done(self.folder) and (self.output is None or self.output.exists())
+        return made or bool(self.served_by) and all(is_done(f) for f in self.served_by)
 
 
 class Progress:
@@ -285,11 +289,11 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     tasks = [Task(f"demos:{name}", layout.data(name), unit_demos, (spec, recipe, episodes, layout.data(name)), 0.0,
                   cpus=res.demo_workers) for name, recipe, episodes in demos]
     tasks.append(Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
-                      res.finetune_gpus if gpu else 0.0))
+                      res.finetune_gpus if gpu else 0.0, output=layout.backbone / "model"))
     start = ("backbone:",)
     if spec.base.episodes:
         tasks.append(Task("base:", layout.base, unit_base, (spec, layout), res.finetune_gpus if gpu else 0.0,
-                          (f"demos:{BASE_DATA}", "backbone:")))
+                          (f"demos:{BASE_DATA}", "backbone:"), output=layout.base / "model"))
         start = ("base:",)
     for r in runs:
         name = run_name(*r)

@@ -221,15 +221,36 @@ def parse_spec(raw: Any, source: str = "spec") -> StudySpec:
     return spec
 
 
-def load_spec(path: Path) -> StudySpec:
-    path = Path(path)
+def _merged(base: dict, override: dict) -> dict:
+    """``override`` over ``base``, section by section (a section's fields merge; everything else is replaced)."""
+    out = dict(base)
+    for key, value in override.items():
+        both_sections = isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("data", "tunings")
+        out[key] = {**base[key], **value} if both_sections else value
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> Any:
+    """A spec file's mapping; ``extends: other.yaml`` (beside it) starts from that spec and changes only what this
+    one names: a variant states its differences, not a copy of the whole spec."""
     if not path.exists():
         raise SpecError(f"no study spec at {path}; see studies/smoke.yaml for the format")
+    if path.resolve() in seen:
+        raise SpecError(f"{path}: extends itself through {' -> '.join(p.name for p in seen)}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError(f"{path} is not valid YAML ({exc})") from None
-    return parse_spec(raw, str(path))
+    if isinstance(raw, dict) and "extends" in raw:
+        raw = dict(raw)
+        parent = path.parent / str(raw.pop("extends"))
+        raw = _merged(_read_yaml(parent, (*seen, path.resolve())), raw)
+    return raw
+
+
+def load_spec(path: Path) -> StudySpec:
+    path = Path(path)
+    return parse_spec(_read_yaml(path), str(path))
 
 
 def spec_to_dict(spec: StudySpec) -> dict[str, Any]:

