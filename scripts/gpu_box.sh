@@ -67,6 +67,7 @@ restore)
 start)
   spec=${2:?spec}; shift 2
   began=$(date +%s)
+  if pgrep -f "training.study.cli --spec" >/dev/null; then echo "a study is running already: watch it, or stop it" >&2; exit 1; fi
   if [ ! -d "$site" ]; then
     for f in "$here"/.gl/*.deb; do if [ -e "$f" ]; then dpkg -x "$f" /; fi; done; ldconfig || true
     "$0" unpack >/dev/null
@@ -92,6 +93,8 @@ EOF
   echo $! >/tmp/study.pid; echo "study started: $log"
   # Beside it (its first minutes are demos and the backbone), the smoke study on the long run's code paths: a crash
   # on the GPU shows now, not twenty minutes in. Its local Ray is a second instance; the GPU has room for both.
+  # Once it has passed on this box, a later start (another seed) goes straight on.
+  if [ -f "$smoke/report.html" ]; then echo "GPU smoke passed on this box already"; exit 0; fi
   rm -rf "$smoke"
   if ! timeout "${SMOKE_TIMEOUT:-300}" python3 -m training.study.cli --spec studies/smoke_gpu.yaml --out "$smoke" \
        >"$smoke.log" 2>"$smoke.err"; then
@@ -108,13 +111,15 @@ stop)
   PYTHONPATH="$site" python3 -c "import sys; from ray.scripts.scripts import main; sys.argv = ['ray', 'stop', '--force']; main()" || true
   ;;
 watch)
+  # Until this run's report line (the log keeps earlier runs' lines: count from the last start) or SECONDS.
   end=$(( $(date +%s) + ${2:?seconds} ))
+  from=$(grep -n "^study " "$log" 2>/dev/null | tail -n 1 | cut -d: -f1); from=${from:-1}
   while [ "$(date +%s)" -lt "$end" ]; do
-    if grep -q "^wrote .*report.html" "$log" 2>/dev/null; then break; fi
+    if tail -n +"$from" "$log" 2>/dev/null | grep -q "^wrote .*report.html"; then break; fi
     if ! pgrep -f "training.study.cli --spec" >/dev/null; then echo "the study is not running"; break; fi
     sleep 10
   done
-  tail -n 25 "$log" 2>/dev/null || true
+  tail -n +"$from" "$log" 2>/dev/null | tail -n 25 || true
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
   ;;
 collect)
@@ -124,8 +129,10 @@ collect)
   for f in "$log" "$smoke.log"; do if [ -f "$f" ]; then cp "$f" "$out/"; fi; done  # first: a tar error cannot lose them
   if [ -f "$log.ray" ]; then tail -c 1000000 "$log.ray" >"$out/study.log.ray"; fi
   if [ -d "$study" ]; then
-    (cd "$study" && find . -path ./data -prune -o -type f \( -name '*.csv' -o -name '*.json' -o -name '*.md' \
-       -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print | tar -czf "$out/study_results.tgz" -T -)
+    # The demos stay (the box makes them again); their markers come, for the report's layout seeds.
+    (cd "$study" && { find ./data -maxdepth 2 -name DONE.json; find . -path ./data -prune -o -type f \( -name '*.csv' \
+       -o -name '*.json' -o -name '*.md' -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print; } \
+       | tar -czf "$out/study_results.tgz" -T -)
   fi
   ls -la "$out"
   ;;

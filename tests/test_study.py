@@ -235,3 +235,22 @@ def test_the_study_makes_demos_in_worker_processes_that_equal_one_process(tmp_pa
         assert _journal(workers) == _journal(one)
         for column, values in _frames(one).items():
             np.testing.assert_array_equal(_frames(workers)[column], values, err_msg=f"{part} {column}")
+
+
+def test_the_committed_study_table_is_what_its_committed_episodes_give(tmp_path):
+    """reports/study/ came back from a GPU box without models or demos; the report stage, rerun here on the CPU,
+    must rebuild the same table from its episodes and diagnoses, and keep naming the GPU the runs trained on."""
+    import shutil
+
+    committed = ROOT / "reports" / "study"
+    out = tmp_path / "study"
+    shutil.copytree(committed, out)
+    done = subprocess.run([*_cli(), "--spec", str(ROOT / "studies" / "seed_diagnosis.yaml"), "--out", str(out),
+                           "--stages", "report"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (out / "summary.csv").read_text() == (committed / "summary.csv").read_text()
+    assert (out / "runs.csv").read_text() == (committed / "runs.csv").read_text()
+    study, before = (json.loads((d / "study.json").read_text()) for d in (out, committed))
+    assert study["machine"] == before["machine"] and "H100" in study["machine"]
+    assert {k: v for k, v in study.items() if k != "wall_seconds" and k != "wall_minutes_total"} == \
+        {k: v for k, v in before.items() if k != "wall_seconds" and k != "wall_minutes_total"}

@@ -243,8 +243,30 @@ def render_html(summary: pd.DataFrame, study: dict, out: Path) -> str:
             + "</body></html>")
 
 
+def trained_on(spec, layout, here: str) -> str:
+    """Where the fine-tunes ran, as their markers say; a report rewritten elsewhere (on a CPU, from results carried
+    back from a GPU box) keeps the machine the earlier report named, and only a new study names this one."""
+    seen = set()
+    for run in spec.run_ids():
+        marker = layout.model(run_name(*run)) / "DONE.json"
+        if marker.exists():
+            seen.add(json.loads(marker.read_text()).get("machine"))
+    seen.discard(None)
+    return ", ".join(sorted(seen)) if seen else _earlier(layout, "machine", here)
+
+
+def _earlier(layout, key: str, default: Any) -> Any:
+    """What the study's earlier report said, for what only the machine that ran the study could tell."""
+    earlier = layout.out / "study.json"
+    return json.loads(earlier.read_text()).get(key, default) if earlier.exists() else default
+
+
 def write_report(spec, layout, failed: dict[str, str], timings: dict[str, float], machine: str,
                  fractional_gpus: float) -> dict:
+    """``machine``: where this runs; study.json names where the fine-tunes ran (``trained_on``)."""
+    machine = trained_on(spec, layout, machine)
+    if not machine.startswith("CPU"):  # the runs shared a GPU as the spec says, wherever this report is written
+        fractional_gpus = spec.resources.finetune_gpus
     episodes, diagnoses = load_runs(spec, layout)
     summary, runs, reps = summarize_study(spec, episodes, diagnoses)
     gate = competence(spec, episodes)
@@ -254,8 +276,10 @@ def write_report(spec, layout, failed: dict[str, str], timings: dict[str, float]
         "competence_gate": spec.competence_gate, "competence": gate,
         "competence_gate_passed": all(g["passed"] for g in gate.values()),
         "answer": answer(spec, summary, reps, gate),
+        # The demos stay on the machine that made them; without their markers the earlier report's numbers stand.
         "demo_layout_seeds": {name: json.loads((layout.data(name) / "DONE.json").read_text()).get("layout_seeds")
-                              for name in [d.name for d in spec.data] + [BASE_DATA] if is_done(layout.data(name))},
+                              for name in [d.name for d in spec.data] + [BASE_DATA] if is_done(layout.data(name))}
+                             or _earlier(layout, "demo_layout_seeds", {}),
         "fine_tunes_start_from": starting_point(spec),
         "evaluation_layout_seeds": [eval_seeds(spec)[0], eval_seeds(spec)[-1]],
         "runs_finished": int(len(runs)), "runs_planned": len(spec.run_ids()),

@@ -121,7 +121,7 @@ def unit_finetune(spec: StudySpec, layout: Layout, data: str, tuning: str, seed:
     cfg = FinetuneConfig(dataset_paths=dataset_roots(layout.data(data)), output_dir=out, preset=spec.preset,
                          tune=tune, max_steps=f.max_steps, batch_size=f.batch_size, learning_rate=f.learning_rate,
                          save_steps=f.save_steps, seed=seed, compile=f.compile, resume=out.exists(), **start)
-    mark_done(out, **_train(cfg, name))
+    mark_done(out, machine=machine(), **_train(cfg, name))
     return {}
 
 
