@@ -5,7 +5,7 @@
 #
 #   here:   scripts/gpu_box.sh pack OUT_DIR              # the wheels (requirements-gpu-box.txt) in parts: OUT_DIR/cNN
 #   there:  scripts/gpu_box.sh stage PART_DIR            # one call per part, back to back: copied out of the tree
-#           scripts/gpu_box.sh restore DIR               # results an earlier lease collected (optional)
+#           scripts/gpu_box.sh restore DIR               # results an earlier lease collected, or reports/study
 #           scripts/gpu_box.sh start SPEC [ARGS]         # install, check, start the study as a daemon from a snapshot
 #                                                        #   of the code (ARGS: e.g. --seeds 0), and beside it a GPU
 #                                                        #   smoke of every stage (~2 min) that must pass
@@ -61,8 +61,10 @@ unpack)
 restore)
   # Results an earlier lease collected (study_results.tgz), into the study folder: `start` then skips every unit
   # they finished, and a fine-tune whose evaluation and diagnosis are there is not trained again.
-  src=${2:?folder with study_results.tgz}; mkdir -p "$study"
-  tar -C "$study" -xzf "$src/study_results.tgz" && echo "restored $(tar -tzf "$src/study_results.tgz" | wc -l) files"
+  # DIR: collect's output (study_results.tgz) or results committed from it (reports/study, which travels).
+  src=${2:?folder with study_results.tgz, or reports/study}; mkdir -p "$study"
+  if [ -f "$src/study_results.tgz" ]; then tar -C "$study" -xzf "$src/study_results.tgz"; else cp -r "$src"/. "$study"/; fi
+  echo "restored $(find "$study" -name DONE.json -path '*/eval/*' | wc -l) evaluated runs into $study"
   ;;
 start)
   spec=${2:?spec}; shift 2
