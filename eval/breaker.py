@@ -1,6 +1,7 @@
 """A circuit breaker for remote policies: a dead server costs seconds, not minutes per remaining episode.
 
-After ``limit`` consecutive episodes of one policy end in a ``PolicyError`` (timeouts and retries included), the
+After ``limit`` consecutive episodes of one policy end in an error (a ``PolicyError`` from a remote policy,
+timeouts and retries included, or any other exception the policy raises), the
 breaker trips for that policy: its remaining episodes are recorded as ``policy_error`` at once, without contacting
 the server again, and the run says so in one line and exits non-zero. Other policies in the grid go on.
 ``--resume`` after the server is back skips those rows too; delete them to rerun them.
@@ -26,7 +27,7 @@ class CircuitBreaker:
 
     def record(self, row: dict[str, Any]) -> None:
         policy, error = row["policy"], str(row.get("error", ""))
-        if not error.startswith("PolicyError"):
+        if not error:
             self.streak[policy] = 0
             return
         self.streak[policy] = self.streak.get(policy, 0) + 1

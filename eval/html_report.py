@@ -28,7 +28,7 @@ from eval.clips import REPLAY_FIELDS, Clip, ClipConfig, PolicyClips, record_clip
 from eval.metrics import ERROR_BEHAVIOURS, METRICS, MIN_SEEDS_FOR_CI, summarize
 from eval.plots import plot_metric_bars, plot_outcome_heatmap
 from eval.provenance import REPO_ROOT, environment, read_manifest
-from eval.report import file_stem, load_episodes, metric_text
+from eval.report import NOTES, file_stem, lii_note, load_episodes, metric_text, policy_label
 from eval.results import COLUMNS
 from eval.run_matrix import MatrixConfig
 
@@ -184,8 +184,8 @@ def _badge(blind: bool | None) -> str:
 
 def _ci(row: pd.Series, key: str) -> str:
     value, ci = metric_text(row, key)
-    if key == "lii" and value != "n/a" and not pd.isna(row.get("lii_oracle")):
-        value += f" <span class='note'>of {row['lii_oracle']:.2f}</span>"
+    if key == "lii" and lii_note(row):
+        value += f" <span class='note'>{_e(lii_note(row))}</span>"
     return f"<b>{value}</b>" + (f"<br><span class='note'>{ci}</span>" if ci else "")
 
 
@@ -198,7 +198,7 @@ def metrics_table(summary: pd.DataFrame, entries: dict[str, PolicyEntry]) -> str
         flag = (' <span class="warn">(should be 0)</span>'
                 if entry.language_blind and not pd.isna(r["lii"]) and r["lii"] > 0 else "")
         errors = int(r["errors"])
-        rows.append(f'<tr class="policy-row" data-policy="{_e(r["policy"])}"><td><b>{_e(r["policy"])}</b>{flag}</td>'
+        rows.append(f'<tr class="policy-row" data-policy="{_e(r["policy"])}"><td><b>{_e(policy_label(r))}</b>{flag}</td>'
                     f'<td>{_badge(entry.language_blind)}</td><td>{_e(entry.run.label)}</td>'
                     f'<td class="num">{int(r["episodes"])}</td>'
                     f'<td class="num{" warn" if errors else ""}">{errors}</td>{cells}</tr>')
@@ -206,9 +206,8 @@ def metrics_table(summary: pd.DataFrame, entries: dict[str, PolicyEntry]) -> str
     mismatch = ("" if len(sizes) < 2 else
                 f'<p class="warn">These rows come from grids of different sizes ({", ".join(map(str, sizes))} '
                 f'episodes): compare them with care, or rerun them on one grid.</p>')
-    notes = ('<p class="note">Errors (policy_error, robot_error) are counted and left out of every metric. '
-             'The language influence index is shown with the oracle\'s own index on the same cells, its ceiling. '
-             f'A CI needs at least {MIN_SEEDS_FOR_CI} seeds; with fewer it reads "CI n/a".</p>')
+    notes = (f'<p class="note">{_e(NOTES)} A CI needs at least {MIN_SEEDS_FOR_CI} seeds; with fewer it reads '
+             f'"CI n/a".</p>')
     return (f'<div class="table-wrap"><table id="metrics-table"><thead><tr><th>policy</th><th>kind</th><th>run</th>'
             f'<th>episodes (n)</th><th>errors</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
             f'{mismatch}{notes}')

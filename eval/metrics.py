@@ -6,11 +6,17 @@ values as strings, ``intent`` is ``str(Intent)``, ``scenario`` a label ``Scenari
 The metric functions score one policy's episodes; ``summarize`` splits by policy.
 
 Honesty rules, which every metric follows:
-- ``policy_error``/``robot_error`` rows are counted (``errors``) and left out of every metric. A table with
-  nothing else scores n/a (NaN), never a perfect score.
+- Errors count against the policy. A ``policy_error``/``robot_error`` row (``errors``) has no outcome: the success
+  metrics score it as a failure, negation compliance as not complied, and the instruction-pair distances as the
+  outcome least favourable to the policy (``_pair_distance``). So turning failures into errors never pays, and an
+  all-error table scores 0 where a score is good and the worst value where it is bad. Only the descriptive
+  ``heuristic_agreement`` leaves error rows out (n/a when nothing else is left).
 - Doing nothing must not look good: ``success_act`` scores only episodes where the oracle expects a slice to be
   placed (an idle policy gets 0 there), and ``language_sensitivity`` only instruction pairs whose accepted outcomes
   cannot coincide (an idle or language-blind policy gets 0 there).
+- Matching words must not look like meaning: ``language_sensitivity`` is the *weakest* kind of contrast (object,
+  negation, task vs no task; ``pair_kind``), each also reported, so a policy that follows object words but ignores
+  "not" scores 0 on it.
 - A CI is a statement about seeds: with fewer than 2 seeds it is n/a, not a zero-width interval. The bootstrap
   sees the rows in a canonical order, so the CI depends on the table's content, not on the order rows were written.
 """
@@ -56,11 +62,22 @@ def error_rows(df: pd.DataFrame) -> pd.Series:
     return df["behaviour"].isin(ERROR_BEHAVIOURS)
 
 
+def _canonical(df: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in _ORDER if c in df]
+    return df.sort_values(keys, kind="stable").reset_index(drop=True) if keys and len(df) else df
+
+
 def scored(df: pd.DataFrame) -> pd.DataFrame:
-    """The episodes a metric may score, error rows left out, in the canonical order (so CIs ignore row order)."""
-    keep = df[~error_rows(df)] if "behaviour" in df else df
-    keys = [c for c in _ORDER if c in keep]
-    return keep.sort_values(keys, kind="stable").reset_index(drop=True) if keys and len(keep) else keep
+    """The episodes that ran to an outcome, error rows left out, in the canonical order (so CIs ignore row
+    order). Only descriptive metrics use it: a score must count errors (``attempted``)."""
+    return _canonical(df[~error_rows(df)] if "behaviour" in df else df)
+
+
+def attempted(df: pd.DataFrame) -> pd.DataFrame:
+    """Every episode, in the canonical order, an error row's success set to 0: it did not do what was asked."""
+    if "behaviour" in df and error_rows(df).any():
+        df = df.assign(success=np.where(error_rows(df), 0, df["success"]))
+    return _canonical(df)
 
 
 def _ci_allowed(df: pd.DataFrame) -> bool:
@@ -91,7 +108,7 @@ def _bootstrap_mean(values: Sequence[float], n_boot: int, seed: int, with_ci: bo
 
 
 def _mean_of(df: pd.DataFrame, column: str, n_boot: int, seed: int) -> MetricValue:
-    df = scored(df)
+    """``column``'s mean over ``df`` as given (the caller chose ``attempted`` or ``scored`` rows)."""
     return _bootstrap_mean(df[column], n_boot, seed, _ci_allowed(df))
 
 
@@ -100,8 +117,8 @@ def error_count(df: pd.DataFrame) -> int:
 
 
 def success_rate(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
-    """Fraction of episodes the oracle judged a success."""
-    return _mean_of(df, "success", n_boot, seed)
+    """Fraction of episodes the oracle judged a success; an error is a failure."""
+    return _mean_of(attempted(df), "success", n_boot, seed)
 
 
 @lru_cache(maxsize=None)
@@ -123,17 +140,18 @@ def _by_task_kind(df: pd.DataFrame, act: bool) -> pd.DataFrame:
 
 def success_act(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """Success where the oracle expects a slice to be placed. A policy that does nothing gets 0."""
-    return _mean_of(_by_task_kind(scored(df), act=True), "success", n_boot, seed)
+    return _mean_of(_by_task_kind(attempted(df), act=True), "success", n_boot, seed)
 
 
 def success_refrain(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """Success where the oracle expects nothing to be placed (nothing moves, or the avoided slice stays)."""
-    return _mean_of(_by_task_kind(scored(df), act=False), "success", n_boot, seed)
+    return _mean_of(_by_task_kind(attempted(df), act=False), "success", n_boot, seed)
 
 
 def heuristic_agreement(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
-    """Fraction of episodes whose behaviour the seed's language-blind heuristic allows."""
-    return _mean_of(df, "heuristic_agreement", n_boot, seed)
+    """Fraction of episodes whose behaviour the seed's language-blind heuristic allows (descriptive: episodes that
+    ended in an error have no behaviour and are left out)."""
+    return _mean_of(scored(df), "heuristic_agreement", n_boot, seed)
 
 
 @lru_cache(maxsize=None)
@@ -145,10 +163,12 @@ def _avoided_present(intent: str, scenario: str) -> str | None:
 
 
 def negation_compliance(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
-    """Among ``avoid X`` episodes with X in the scene, the fraction where X was left alone."""
-    df = scored(df)
+    """Among ``avoid X`` episodes with X in the scene, the fraction where X was left alone (an error: not)."""
+    df = attempted(df)
+    failed = error_rows(df).to_numpy() if "behaviour" in df else np.zeros(len(df), dtype=bool)
     targets = [_avoided_present(i, s) for i, s in zip(df["intent"], df["scenario"])]
-    complied = [Outcome(df[t].iat[k]) in LEFT_ALONE for k, t in enumerate(targets) if t is not None]
+    complied = [not failed[k] and Outcome(df[t].iat[k]) in LEFT_ALONE for k, t in enumerate(targets)
+                if t is not None]
     return _bootstrap_mean(complied, n_boot, seed, _ci_allowed(df))
 
 
@@ -173,6 +193,23 @@ def pair_relation(scenario: str, intent_a: str, intent_b: str) -> str:
     return "overlap"
 
 
+PAIR_KINDS = ("object", "negation", "no_task")  # the kinds of meaning change, in the order summaries show them
+
+
+def pair_kind(intent_a: str, intent_b: str) -> str:
+    """What a pair of instructions contrasts: ``object`` (place X / place Y), ``negation`` (place X / avoid X),
+    ``no_task`` (place X / an instruction that asks nothing), else ``other``. A policy that matches object words
+    and ignores "not" follows the first kind and fails the second."""
+    a, b = sorted((Intent.parse(intent_a), Intent.parse(intent_b)), key=str)
+    if a.verb == b.verb == "place" and a.target != b.target:
+        return "object"
+    if {a.verb, b.verb} == {"place", "avoid"} and a.target == b.target:
+        return "negation"
+    if {a.verb, b.verb} == {"place", "none"}:
+        return "no_task"
+    return "other"
+
+
 def _distributions(samples: np.ndarray, n_labels: int) -> np.ndarray:
     """Rows of label codes (B, m) -> rows of label frequencies (B, n_labels), via one bincount."""
     b, m = samples.shape
@@ -180,10 +217,18 @@ def _distributions(samples: np.ndarray, n_labels: int) -> np.ndarray:
     return np.bincount(flat, minlength=b * n_labels).reshape(b, n_labels) / m
 
 
-def _pairwise_tv(probs: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-    """(B, K instructions, L labels) -> (B,) mean total-variation distance over the given instruction pairs."""
+def _pair_distance(probs: np.ndarray, pairs: Sequence[tuple[int, int]], bound: str) -> np.ndarray:
+    """(B, K instructions, L outcome labels + 1 error column) -> (B, P) total-variation distance per pair.
+
+    An error row's outcome is unknown, so it is given the outcome least favourable to the policy: ``low`` for a
+    distance that should be high (meaning changed: the errors fill the gap, so only the outcomes that differ beyond
+    the other side's error mass count), ``high`` for one that should be low (wording changed: errors differ from
+    everything). With no errors both are the plain distance."""
     i, j = np.asarray(pairs).T
-    return (0.5 * np.abs(probs[:, i, :] - probs[:, j, :]).sum(axis=-1)).mean(axis=1)
+    a, b = probs[:, i, :-1], probs[:, j, :-1]
+    if bound == "high":
+        return 1.0 - np.minimum(a, b).sum(axis=-1)
+    return np.maximum(0.0, np.clip(a - b, 0.0, None).sum(axis=-1) - probs[:, j, -1])
 
 
 def _one_policy(df: pd.DataFrame) -> None:
@@ -192,49 +237,82 @@ def _one_policy(df: pd.DataFrame) -> None:
                          "pass one policy's episodes, e.g. df[df.policy == name], or use summarize(df)")
 
 
-PairFilter = Callable[[str, str, str], bool]  # (scenario, intent of a, intent of b) -> include the pair
+PairGroup = Callable[[str, str, str], "str | None"]  # (scenario, intent of a, intent of b) -> the pair's group
 
 
-def _instruction_tv(df: pd.DataFrame, keep_pair: PairFilter, n_boot: int, seed: int) -> MetricValue:
-    """Per scenario, the mean total-variation distance between the ``outcome_label`` distributions of the
-    instruction pairs ``keep_pair`` selects; then the mean over scenarios that have such a pair.
+def _instruction_tv(df: pd.DataFrame, group_of: PairGroup, n_boot: int, seed: int,
+                    bound: str = "low") -> dict[str, MetricValue]:
+    """Per group of instruction pairs (``group_of``; None leaves a pair out): per scenario, the mean total-variation
+    distance between the pairs' ``outcome_label`` distributions, then the mean over the scenarios that have such a
+    pair. Error rows are one more label, scored by ``_pair_distance``'s ``bound``.
 
     Bootstrap: episodes are resampled within each (scenario, instruction) cell. When a scenario's cells share
     the same seeds, one draw of seeds is used for all of them, keeping the pairing; independent draws would make
-    a blind policy look language-sensitive through noise alone.
+    a blind policy look language-sensitive through noise alone. Every group sees the same draws.
     """
     _one_policy(df)
-    df = scored(df)
+    df = attempted(df)
     if df.empty:
-        return _EMPTY
-    codes, uniques = pd.factorize(df["outcome_label"])
-    n_labels = len(uniques)
+        return {}
+    labels = df["outcome_label"].where(~error_rows(df), None) if "behaviour" in df else df["outcome_label"]
+    codes, uniques = pd.factorize(labels)  # errors: -1, then the last column
+    n_labels = len(uniques) + 1
+    codes = np.where(codes < 0, n_labels - 1, codes)
     frame = pd.DataFrame({"scenario": df["scenario"].to_numpy(), "instruction": df["instruction"].to_numpy(),
                           "intent": df["intent"].to_numpy(), "seed": df["seed"].to_numpy(), "code": codes})
     with_ci = _ci_allowed(df)
     rng = np.random.default_rng(seed)
-    points, reps, n = [], [], 0
+    points: dict[str, list[float]] = {}
+    reps: dict[str, list[np.ndarray]] = {}
+    counts: dict[str, int] = {}
     for scenario, sdf in frame.groupby("scenario", sort=True):
         cells = [g for _, g in sdf.groupby("instruction", sort=True)]
         intents = [c["intent"].iat[0] for c in cells]
-        pairs = [(a, b) for a, b in itertools.combinations(range(len(cells)), 2)
-                 if keep_pair(scenario, intents[a], intents[b])]
-        if not pairs:
+        groups: dict[str, list[tuple[int, int]]] = {}
+        for a, b in itertools.combinations(range(len(cells)), 2):
+            group = group_of(scenario, intents[a], intents[b])
+            if group is not None:
+                groups.setdefault(group, []).append((a, b))
+        if not groups:
             continue
         codes_per_cell = [c["code"].to_numpy() for c in cells]
-        n += sum(len(codes_per_cell[k]) for k in {k for p in pairs for k in p})
-        points.append(_pairwise_tv(np.stack([_distributions(c[None], n_labels) for c in codes_per_cell],
-                                            axis=1), pairs)[0])
-        if not with_ci:
-            continue
-        seeds = cells[0]["seed"].to_numpy()
-        paired = all(np.array_equal(c["seed"].to_numpy(), seeds) for c in cells)
-        shared = rng.integers(0, len(seeds), (n_boot, len(seeds))) if paired else None
-        draws = [c[shared] if paired else c[rng.integers(0, len(c), (n_boot, len(c)))] for c in codes_per_cell]
-        reps.append(_pairwise_tv(np.stack([_distributions(d, n_labels) for d in draws], axis=1), pairs))
-    if not points:
-        return _EMPTY
-    return _with_ci(np.mean(points), np.mean(reps, axis=0) if with_ci else None, n)
+        point = _pair_distance(np.stack([_distributions(c[None], n_labels) for c in codes_per_cell], axis=1),
+                               [p for pairs in groups.values() for p in pairs], bound)[0]
+        if with_ci:
+            seeds = cells[0]["seed"].to_numpy()
+            paired = all(np.array_equal(c["seed"].to_numpy(), seeds) for c in cells)
+            shared = rng.integers(0, len(seeds), (n_boot, len(seeds))) if paired else None
+            draws = [c[shared] if paired else c[rng.integers(0, len(c), (n_boot, len(c)))] for c in codes_per_cell]
+            probs = np.stack([_distributions(d, n_labels) for d in draws], axis=1)
+            boot = _pair_distance(probs, [p for pairs in groups.values() for p in pairs], bound)
+        start = 0
+        for group, pairs in groups.items():
+            span = slice(start, start + len(pairs))
+            start += len(pairs)
+            points.setdefault(group, []).append(float(point[span].mean()))
+            if with_ci:
+                reps.setdefault(group, []).append(boot[:, span].mean(axis=1))
+            counts[group] = counts.get(group, 0) + sum(len(codes_per_cell[k]) for k in {k for p in pairs for k in p})
+    return {g: _with_ci(np.mean(points[g]), np.mean(reps[g], axis=0) if with_ci else None, counts[g])
+            for g in points}
+
+
+def _kind_of_meaning_change(scenario: str, a: str, b: str) -> str | None:
+    return pair_kind(a, b) if pair_relation(scenario, a, b) == "disjoint" else None
+
+
+def sensitivity_by_kind(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, MetricValue]:
+    """``language_sensitivity`` for each kind of meaning change (``pair_kind``) the table holds."""
+    return _instruction_tv(df, _kind_of_meaning_change, n_boot, seed)
+
+
+def _kind_metric(kind: str) -> Callable[..., MetricValue]:
+    def metric(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
+        return sensitivity_by_kind(df, n_boot, seed).get(kind, _EMPTY)
+
+    metric.__name__ = f"sensitivity_{kind}"
+    metric.__doc__ = f"``language_sensitivity`` over the {kind!r} pairs alone (``pair_kind``)."
+    return metric
 
 
 def language_influence_index(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
@@ -242,21 +320,30 @@ def language_influence_index(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int =
 
     0: language is ignored; 1: every instruction change changes the outcome. A language-blind policy whose
     randomness depends only on the seed, run on the same seeds for every instruction, gets exactly 0. Read it
-    next to ``oracle_influence_index``: a perfect policy only reaches what the oracle's own outcomes reach.
+    next to ``oracle_influence_index``, the index of the oracle's own outcomes on the same cells: above it, the
+    policy's outcomes change where the task's do not (it over-reacts to wording).
     """
-    return _instruction_tv(df, lambda s, a, b: True, n_boot, seed)
+    return _instruction_tv(df, lambda s, a, b: "all", n_boot, seed).get("all", _EMPTY)
 
 
 def language_sensitivity(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
-    """The same distance over pairs whose accepted outcomes are disjoint: a change of meaning the robot must
-    act on. Ideal 1; a language-blind or idle policy gets 0."""
-    return _instruction_tv(df, lambda s, a, b: pair_relation(s, a, b) == "disjoint", n_boot, seed)
+    """The same distance over pairs whose accepted outcomes are disjoint (a change of meaning the robot must act
+    on), for the *weakest* kind of such change the table holds: the minimum over ``pair_kind``s, its bootstrap
+    replicates the minimum of theirs. Ideal 1; idle, language-blind and word-matching policies get 0."""
+    kinds = [m for k, m in sensitivity_by_kind(df, n_boot, seed).items() if k != "other"]
+    if not kinds:
+        return _EMPTY
+    weakest = min(kinds, key=lambda m: m.value)
+    reps = [m.replicates for m in kinds]
+    return _with_ci(weakest.value, np.min(reps, axis=0) if all(r is not None for r in reps) else None,
+                    sum(m.n for m in kinds))
 
 
 def wording_sensitivity(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """The same distance over pairs whose accepted outcomes are identical (paraphrases, for instance): a
     change of wording only. Ideal 0; a policy that reacts to words rather than meaning scores above it."""
-    return _instruction_tv(df, lambda s, a, b: pair_relation(s, a, b) == "same", n_boot, seed)
+    same = lambda s, a, b: "same" if pair_relation(s, a, b) == "same" else None  # noqa: E731
+    return _instruction_tv(df, same, n_boot, seed, bound="high").get("same", _EMPTY)
 
 
 def _oracle_label(scenario: str, intent: str) -> str:
@@ -268,7 +355,6 @@ def _oracle_label(scenario: str, intent: str) -> str:
 def oracle_influence_index(df: pd.DataFrame) -> float:
     """The language influence index of the oracle's own outcomes on the same (scenario, instruction) cells:
     the ceiling the index can be read against (a fraction of it)."""
-    df = scored(df)
     if df.empty:
         return float("nan")
     cells = df[["scenario", "instruction", "intent"]].drop_duplicates()
@@ -282,7 +368,8 @@ METRICS: dict[str, tuple[Callable[..., MetricValue], str]] = {
     "success": (success_rate, "success rate"),
     "success_act": (success_act, "success, must act"),
     "success_refrain": (success_refrain, "success, must refrain"),
-    "language_sensitivity": (language_sensitivity, "language sensitivity"),
+    "language_sensitivity": (language_sensitivity, "language sensitivity (weakest kind)"),
+    **{f"sensitivity_{k}": (_kind_metric(k), f"sensitivity: {k.replace('_', ' ')}") for k in PAIR_KINDS},
     "wording_sensitivity": (wording_sensitivity, "wording sensitivity"),
     "lii": (language_influence_index, "language influence index"),
     "negation": (negation_compliance, "negation compliance"),
@@ -292,11 +379,12 @@ METRICS: dict[str, tuple[Callable[..., MetricValue], str]] = {
 
 def summarize(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """One row per policy: ``episodes``, ``errors``, ``seeds``, per metric key ``<key>``, ``<key>_lo``,
-    ``<key>_hi``, and ``lii_oracle``. Error rows count in ``episodes`` and ``errors`` and nowhere else."""
+    ``<key>_hi``, and ``lii_oracle``. Error rows count in ``errors`` and against the policy in every score
+    (``attempted``); a row with errors is incomplete, and reports say so."""
     rows = []
     for policy, pdf in df.groupby("policy", sort=False):
         row: dict[str, object] = {"policy": policy, "episodes": len(pdf), "errors": error_count(pdf),
-                                  "seeds": int(scored(pdf)["seed"].nunique()) if "seed" in pdf else 0}
+                                  "seeds": int(pdf["seed"].nunique()) if "seed" in pdf else 0}
         for key, (fn, _) in METRICS.items():
             m = fn(pdf, n_boot=n_boot, seed=seed)
             row.update({key: m.value, f"{key}_lo": m.ci_low, f"{key}_hi": m.ci_high})

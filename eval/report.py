@@ -29,6 +29,30 @@ def metric_text(row: pd.Series, key: str) -> tuple[str, str]:
     return f"{row[key]:.2f}", f"[{row[key + '_lo']:.2f}, {row[key + '_hi']:.2f}]"
 
 
+OVER_REACTION_MARGIN = 0.01  # the index above the oracle's by more than this: outcomes change where the task's don't
+
+NOTES = ("Errors (policy_error, robot_error) count against the policy: a failure in every success metric, not "
+         "complied in negation compliance, and the least favourable outcome in every instruction-pair distance; a "
+         "row with errors is marked incomplete. Language sensitivity is the weakest of its kinds (object, "
+         "negation, no task), each shown beside it. The language influence index is shown next to the oracle's "
+         "own index on the same cells; above it, the policy's outcomes change where the task's do not "
+         "(over-reaction), which is no better.")
+
+
+def policy_label(row: pd.Series) -> str:
+    """The policy's name, marked incomplete when some of its episodes ended in errors."""
+    errors = int(row["errors"])
+    return f"{row['policy']} (incomplete: {errors} error{'s' * (errors != 1)})" if errors else str(row["policy"])
+
+
+def lii_note(row: pd.Series) -> str:
+    """The oracle's own index beside the policy's, and whether the policy over-reacts."""
+    if _nan(row.get("lii_oracle")) or _nan(row.get("lii")):
+        return ""
+    over = row["lii"] > row["lii_oracle"] + OVER_REACTION_MARGIN
+    return f"(oracle {row['lii_oracle']:.2f}{', over-reacts' if over else ''})"
+
+
 def markdown_summary(summary: pd.DataFrame) -> str:
     header = "| policy | episodes | errors | " + " | ".join(label for _, label in METRICS.values()) + " |"
     lines = [header, "|" + "---|" * (3 + len(METRICS))]
@@ -36,12 +60,10 @@ def markdown_summary(summary: pd.DataFrame) -> str:
         cells = []
         for k in METRICS:
             value, ci = metric_text(r, k)
-            if k == "lii" and not _nan(r.get("lii_oracle")):
-                value += f" of {r['lii_oracle']:.2f}"  # the oracle's own index: the ceiling
-            cells.append(f"{value} {ci}".strip())
-        lines.append(f"| {r['policy']} | {int(r['episodes'])} | {int(r['errors'])} | " + " | ".join(cells) + " |")
-    notes = ["Errors (policy_error, robot_error) are left out of every metric. The language influence index is "
-             "shown as `policy of oracle`: the oracle's own index on the same cells is its ceiling."]
+            cells.append(" ".join(p for p in (value, lii_note(r) if k == "lii" else "", ci) if p))
+        lines.append(f"| {policy_label(r)} | {int(r['episodes'])} | {int(r['errors'])} | " + " | ".join(cells) +
+                     " |")
+    notes = [NOTES]
     if any(not _nan(r.get("seeds")) and int(r["seeds"]) < MIN_SEEDS_FOR_CI for _, r in summary.iterrows()):
         notes.append(f"CI n/a: a bootstrap CI needs at least {MIN_SEEDS_FOR_CI} seeds per cell (run --seeds 2 "
                      f"or more).")

@@ -9,16 +9,25 @@
     python eval/run_matrix.py --robot so101 --robot-port /dev/ttyACM0 ...   # on a real SO-101 (python -m eval.real_arm -h)
 
 The grid itself is a library (eval/grid.py: MatrixConfig, run); this module is its command line.
+
+Exit codes: 0 every episode ran to an outcome; 2 bad input (one line, nothing written or lost); 3 a policy stopped
+answering and the circuit breaker tripped; 4 some episodes ended in errors (they count as failures, and the
+summary marks those policies' rows incomplete).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from eval.breaker import CircuitBreaker
 from eval.grid import MatrixConfig, add_grid_arguments, grid_config, run
+from eval.metrics import error_rows
 from eval.parallel import WorkerCrash
+from eval.report import load_episodes
+
+EXIT_BAD_INPUT, EXIT_BREAKER, EXIT_ERRORS = 2, 3, 4
 
 __all__ = ["MatrixConfig", "run", "add_grid_arguments", "grid_config", "build_parser", "parse_args", "main"]
 
@@ -55,12 +64,26 @@ def main(argv: list[str] | None = None) -> int:
         run(cfg, breaker=breaker)
     except (ValueError, WorkerCrash) as exc:  # bad policy/backend name, foreign results file: one line, nothing lost
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if breaker.tripped:
         print(f"error: {', '.join(breaker.tripped)} stopped answering; their remaining episodes are policy_error "
               f"rows (see above)", file=sys.stderr)
-        return 3
+        return EXIT_BREAKER
+    incomplete = errors_by_policy(cfg.out / "episodes.csv")
+    if incomplete:
+        print(f"error: episodes ended in errors ({', '.join(f'{p}: {n}' for p, n in incomplete.items())}); they "
+              f"count as failures and the summary marks those rows incomplete", file=sys.stderr)
+        return EXIT_ERRORS
     return 0
+
+
+def errors_by_policy(csv_path: Path) -> dict[str, int]:
+    """Policies whose episodes in this results file (resumed rows too) include errors, with how many."""
+    if not csv_path.exists():
+        return {}
+    df = load_episodes(csv_path)
+    counts = df[error_rows(df)].groupby("policy").size() if len(df) else {}
+    return {str(p): int(n) for p, n in dict(counts).items()}
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ class Episode:
         return (self.policy, self.scenario.label, self.instruction.text, str(self.seed))
 
 
+_TRACED: set[str] = set()  # errors whose traceback this process printed already
+
+
 def run_episode(env: SandwichEnv, policy: Policy, episode: Episode, max_steps: int,
                 on_step: StepCallback | None = None) -> dict[str, Any]:
     start = time.perf_counter()
@@ -56,9 +59,10 @@ def run_episode(env: SandwichEnv, policy: Policy, episode: Episode, max_steps: i
         control_loop(clock, obs, info, policy.act, step, lambda: policy.done)
     except Exception as exc:  # the grid goes on; the row says what broke
         error = error_text(exc)
-        if isinstance(exc, PolicyError):  # already one line naming the fix; a down server would flood the log
+        if isinstance(exc, PolicyError) or error in _TRACED:  # one line; a failing policy would flood the log
             print(f"policy_error: {error}", file=sys.stderr)
-        else:
+        else:  # the first time: where it broke
+            _TRACED.add(error)
             traceback.print_exc()
     return episode_row(episode, env.sim.name, env.outcome(), error, clock.steps, env.sim.sim_time(),
                        time.perf_counter() - start)

@@ -26,6 +26,13 @@ def _first_object(clause: str) -> str | None:
     return min(mentions)[1] if mentions else None
 
 
+def first_named_slice(text: str) -> str | None:
+    """The first slice the text names, whatever the words around it say: all a bag-of-words reader gets."""
+    mentions = [(m.start(), name) for name, words in OBJECT_WORDS.items() for w in words
+                for m in re.finditer(rf"\b{w}\b", text.lower())]
+    return min(mentions)[1] if mentions else None
+
+
 def parse_instruction(text: str) -> Intent:
     clauses = [c for c in _CLAUSE_BREAK.split(text.lower()) if c and c.strip()]
     avoided: str | None = None

@@ -11,6 +11,7 @@ from policies.base import Abilities, Policy
 POLICIES: dict[str, str] = {
     "expert": "policies.scripted:ScriptedExpert",
     "blind": "policies.scripted:VisualHeuristic",
+    "words": "policies.scripted:WordMatcher",  # follows the slice the text names, ignores "not": words, not meaning
     "idle": "policies.idle:IdlePolicy",  # holds its start pose: the do-nothing floor every table shows
     "vla": "policies.vla.policy:VLAPolicy",  # needs a checkpoint: --policies vla:runs/dis
     "gr00t": "policies.gr00t.n15:Gr00tN15Policy",  # a GR00T N1.5 server: gr00t, gr00t:PORT, gr00t:HOST:PORT

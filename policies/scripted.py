@@ -1,9 +1,11 @@
-"""The two scripted baselines. Both see object poses (privileged state) and move the same way;
-only the expert reads the instruction.
+"""The scripted baselines. All see object poses (privileged state) and move the same way; they differ only in
+what they make of the instruction.
 
 - ``ScriptedExpert``: parses the instruction, places the named slice if it is in the holder, else stays still.
 - ``VisualHeuristic``: the seed's language-blind state machine: something on the plate -> stop; else pick
   any slice in the holder (random, by seed); else search.
+- ``WordMatcher``: a bag of words: places the first slice the instruction names and ignores every other word,
+  "not" included, as a policy that grounded object words but not meaning would.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from leisaac_tasks.kinematics import SO101Kinematics
 from leisaac_tasks.scenarios import INGREDIENTS
 from leisaac_tasks.spec import DEFAULT_SCENE, SceneSpec
 from policies.base import Abilities
-from policies.instruction_parser import parse_instruction
+from policies.instruction_parser import first_named_slice, parse_instruction
 from policies.motion import MotionConfig, TrajectoryBuilder, plan_pick_place
 
 _ON_PLATE_MAX_Z = 0.05  # above this a slice over the plate is being carried, not lying on it
@@ -121,3 +123,11 @@ class VisualHeuristic(_ScriptedPickPlace):
         if not candidates:
             return "search"
         return candidates[int(self.rng.integers(len(candidates)))]
+
+
+class WordMatcher(_ScriptedPickPlace):
+    name = "words"
+
+    def choose(self, info: dict[str, Any]) -> str | None:
+        named = first_named_slice(self.instruction)
+        return named if named in self.pickable(info) else None

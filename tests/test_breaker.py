@@ -44,7 +44,7 @@ def test_a_dead_server_trips_the_breaker_and_the_run_exits_3(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert err.count("circuit breaker: down failed 3 episodes in a row") == 1
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False).set_index("policy")
-    assert int(summary.loc["down", "errors"]) == 12 and summary.loc["down", "success"] == "n/a"
+    assert int(summary.loc["down", "errors"]) == 12 and float(summary.loc["down", "success"]) == 0.0
 
 
 def test_a_breaker_of_0_never_trips(tmp_path, monkeypatch):
@@ -52,7 +52,7 @@ def test_a_breaker_of_0_never_trips(tmp_path, monkeypatch):
     DownServer.calls = 0
     code = main(["--policies", "down", "--scenarios", "H,H", "--families", "none", "--seeds", "2",
                  "--image-size", "32", "--max-steps", "40", "--breaker", "0", "--out", str(tmp_path / "g")])
-    assert code == 0 and DownServer.calls == 6
+    assert code == 4 and DownServer.calls == 6  # never tripped; the errors still fail the run
 
 
 def test_the_breaker_trips_in_the_vectorized_grid_too(tmp_path, capsys, monkeypatch):
@@ -91,3 +91,43 @@ def test_an_import_path_that_does_not_import_is_one_clear_line(tmp_path, capsys)
     code = main(["--policies", "nosuchpkg.policies:Mine", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and "cannot import nosuchpkg.policies:Mine" in err and not (tmp_path / "x").exists()
+
+
+class Crashes:
+    """A policy with a bug: every action raises a plain RuntimeError, not a PolicyError."""
+
+    name, abilities = "crashes", Abilities()
+    calls = 0
+
+    def reset(self, instruction: str, seed: int) -> None:
+        pass
+
+    @property
+    def done(self) -> bool:
+        return False
+
+    def act(self, observation, info):
+        type(self).calls += 1
+        raise RuntimeError("index 7 is out of bounds")
+
+
+def test_any_exception_trips_the_breaker_with_one_traceback(tmp_path, capsys):
+    """Every exception a policy raises counts, not only PolicyError: before, 30 tracebacks and exit 0."""
+    Crashes.calls = 0
+    code = main(["--policies", f"{__name__}:Crashes", "--scenarios", "H,H;H,-", "--families", "none", "--seeds",
+                 "3", "--image-size", "32", "--max-steps", "40", "--out", str(tmp_path / "g")])
+    assert code == 3 and Crashes.calls == 3
+    err = capsys.readouterr().err
+    assert err.count("Traceback") == 1 and err.count("policy_error: RuntimeError: index 7") == 2
+
+
+def test_a_run_with_some_errors_exits_4_and_marks_the_row_incomplete(tmp_path, capsys):
+    """Errors below the breaker's limit: the run finishes, but says so and exits non-zero."""
+    Crashes.calls = 0
+    out = tmp_path / "g"
+    code = main(["--policies", f"expert,{__name__}:Crashes", "--scenarios", "H,H", "--families", "none",
+                 "--seeds", "1", "--image-size", "32", "--max-steps", "40", "--breaker", "0", "--out", str(out)])
+    assert code == 4
+    assert f"{__name__}:Crashes: 3" in capsys.readouterr().err
+    summary = (out / "summary.md").read_text()
+    assert f"| {__name__}:Crashes (incomplete: 3 errors) |" in summary and "| expert |" in summary

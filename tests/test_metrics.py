@@ -203,25 +203,48 @@ def test_pair_relation_reads_the_oracle():
     assert pair_relation("(H,H)", "place cheese", "place cheese") == "same"
 
 
-def test_all_error_table_scores_na_everywhere_and_counts_errors():
+def test_an_all_error_table_scores_nothing():
     rows = [errored(episode("(H,H)", I3, s, U, U)) for s in range(3)]
     rows += [errored(episode("(H,–)", I1, s, U, A), "robot_error") for s in range(2)]
     s = summarize(table(rows), n_boot=50)
     assert int(s.loc[0, "errors"]) == 5 and int(s.loc[0, "episodes"]) == 5
-    for key in METRICS:
-        assert math.isnan(s.loc[0, key]), key  # never 1.00: "untouched" error rows comply with nothing
-    assert math.isnan(negation_compliance(table(rows)).value)
+    # Errors are failures: 0 where a score is good, never 1.00 ("untouched" error rows comply with nothing).
+    for key in ("success", "success_act", "success_refrain", "negation"):
+        assert s.loc[0, key] == 0.0, key
+    assert math.isnan(s.loc[0, "heuristic"])  # descriptive: no behaviour to describe
+    # Instruction pairs of error rows: as far apart as is worst for the policy.
+    pairs = table([errored(episode("(H,H)", ins, s, U, U, intent=INTENT.get(ins, "place cheese")))
+                   for ins in (I1, I2, P1) for s in range(3)])
+    assert language_sensitivity(pairs).value == 0.0  # I1 vs I2: the errors could have been the same outcome
+    assert wording_sensitivity(pairs).value == 1.0  # I1 vs P1: ... or different ones
 
 
-def test_error_rows_are_left_out_of_every_metric():
+def test_errors_count_as_failures():
     good = [episode("(H,H)", I1, s, O, U) for s in range(4)]
     bad = [errored(episode("(H,H)", I1, s, U, U)) for s in range(4, 8)]
     m = success_rate(table(good + bad))
-    assert (m.value, m.n) == (1.0, 4)
-    assert success_act(table(good + bad)).n == 4
+    assert (m.value, m.n) == (0.5, 8)
+    assert success_act(table(good + bad)).value == 0.5
     # An error row in an avoid cell would otherwise count as compliant (its slices are "untouched").
-    neg = [episode("(H,H)", I3, 0, L, U), errored(episode("(H,H)", I3, 1, U, U))]
-    assert negation_compliance(table(neg)).value == 0.0
+    neg = [episode("(H,H)", I3, 0, U, U), errored(episode("(H,H)", I3, 1, U, U))]
+    assert negation_compliance(table(neg)).value == 0.5
+
+
+def test_turning_failures_into_errors_never_pays():
+    """The blind heuristic, but raising whenever its pick would go against the instruction: before, error rows
+    were dropped and it scored 1.00 on success and language sensitivity. No score may beat the honest blind's."""
+    honest = blind_table()
+    hiding = table([errored(r) if not r["success"] else r for r in honest.to_dict("records")])
+    assert error_rows_of(hiding) > 0
+    fair, gamed = summarize(honest, n_boot=200), summarize(hiding, n_boot=200)
+    for key in ("success", "success_act", "success_refrain", "language_sensitivity", "lii", "negation",
+                "sensitivity_object", "sensitivity_negation"):
+        assert not gamed.loc[0, key] > fair.loc[0, key], key
+    assert not gamed.loc[0, "wording_sensitivity"] < fair.loc[0, "wording_sensitivity"]
+
+
+def error_rows_of(df: pd.DataFrame) -> int:
+    return int(df["behaviour"].isin(["policy_error", "robot_error"]).sum())
 
 
 def idle_table(policy: str = "idle") -> pd.DataFrame:
