@@ -127,14 +127,14 @@ def _expectation(scenario: str, intent: str) -> tuple[Expect, ...]:
     return tuple(exp[ing] for ing in INGREDIENTS)
 
 
-def _asks_to_act(scenario: str, intent: str) -> bool:
+def asks_to_act(scenario: str, intent: str) -> bool:
     return Expect.PLACE in _expectation(scenario, intent)
 
 
 def _by_task_kind(df: pd.DataFrame, act: bool) -> pd.DataFrame:
     if df.empty:
         return df
-    mask = [_asks_to_act(s, i) == act for s, i in zip(df["scenario"], df["intent"])]
+    mask = [asks_to_act(s, i) == act for s, i in zip(df["scenario"], df["intent"])]
     return df[np.asarray(mask, dtype=bool)]
 
 

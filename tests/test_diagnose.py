@@ -35,13 +35,42 @@ def test_a_blind_policy_gives_the_same_actions_under_every_instruction(frames, s
     assert beh.action_sensitivity_differ == 0.0 and beh.action_sensitivity_agree == 0.0
 
 
-def test_verdicts_for_expert_and_blind(tmp_path):
-    follows = diagnose(DiagnoseConfig("expert", tmp_path / "e", seeds=1, image_size=32), log=lambda *_: None)
-    ignores = diagnose(DiagnoseConfig("blind", tmp_path / "b", seeds=1, image_size=32), log=lambda *_: None)
-    assert follows["verdict"].startswith("the actions follow the instruction's meaning")
-    assert ignores["verdict"].startswith("the actions ignore the instruction's meaning")
-    assert ignores["representation"] is None  # a black box: no features to probe
-    assert (tmp_path / "b" / "diagnosis.md").read_text().startswith("# Why does `blind` ignore language?")
+@pytest.mark.parametrize("spec, verdict", [
+    ("expert", "the actions follow the instruction's meaning"),
+    ("words", "the actions follow words, not meaning: they change with the object but not with the negation"),
+    ("blind", "the actions ignore the instruction's meaning"),
+    ("idle", "not competent"),
+])
+def test_each_baseline_gets_the_verdict_a_reader_expects(tmp_path, spec, verdict):
+    """Competence first (a short closed-loop grid), then the kinds of meaning change the actions follow."""
+    report = diagnose(DiagnoseConfig(spec, tmp_path / spec, seeds=1, image_size=32, grid_seeds=1),
+                      log=lambda *_: None)
+    assert report["verdict"].startswith(verdict), report["verdict"]
+    assert report["representation"] is None  # black boxes: no features to probe
+    assert (report["closed_loop"]["competence"] == 0.0) is (spec == "idle")
+    assert (tmp_path / spec / "diagnosis.md").read_text().startswith(f"# Why does `{spec}` ignore language?")
+
+
+def test_without_the_grid_the_verdict_says_competence_is_unchecked(tmp_path):
+    report = diagnose(DiagnoseConfig("idle", tmp_path / "i", seeds=1, image_size=32, grid=False), log=lambda *_: None)
+    assert report["verdict"].startswith("competence unchecked") and report["closed_loop"] is None
+
+
+def test_the_probe_verdict_is_undetermined_when_its_ci_straddles_the_mark():
+    from training.diagnose import Representation, verdict
+
+    def report(lo: float, hi: float) -> dict:
+        rep = Representation(0.9, 0.95, (lo + hi) / 2, 1 / 3, 18, 18, (lo, hi))
+        return {"representation": {"text_probe_accuracy": rep.text_probe_accuracy, "text_probe_chance": 1 / 3,
+                                    "text_probe_ci": (lo, hi), "probe_mark": rep.probe_mark,
+                                    "separates": rep.separates},
+                "behaviour": {"follows": False, "by_kind": {"object": 0.0}, "ignored_kinds": ["object"],
+                              "action_sensitivity_agree": 0.0},
+                "closed_loop": {"competence": 1.0}, "data": None}
+
+    assert verdict(report(0.50, 0.80)).startswith("undetermined: a linear probe reads the intent at 0.65")
+    assert verdict(report(0.20, 0.50)).startswith("the backbone cannot tell them apart")
+    assert verdict(report(0.70, 0.90)).startswith("features separate the instructions but the head ignores them")
 
 
 def test_linear_probe_reads_a_separable_label_and_not_noise():
@@ -81,7 +110,7 @@ def test_the_seeds_command_then_diagnose_through_the_cli(seed_data, seed_model, 
     cheese, bread, model = seed_data / "cheese", seed_data / "bread", seed_model
     out = tmp_path / "diag"
     done = _cli("chefmate-diagnose", "--policy", f"vla:{model}", "--dataset", str(cheese), str(bread),
-                "--out", str(out))
+                "--out", str(out), "--no-grid")
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"wrote {out / 'diagnosis.md'}" in done.stdout
     report = json.loads((out / "diagnosis.json").read_text())
@@ -90,7 +119,9 @@ def test_the_seeds_command_then_diagnose_through_the_cli(seed_data, seed_model, 
     assert 0.0 <= report["representation"]["text_probe_accuracy"] <= 1.0
     for key in ("action_sensitivity_differ", "action_sensitivity_agree"):
         assert report["behaviour"][key] >= 0.0
-    assert isinstance(report["verdict"], str) and "LoRA r32" in report["verdict"]
+    assert report["verdict"].startswith("competence unchecked") and "LoRA r32" in report["verdict"]
+    lo, hi = report["representation"]["text_probe_ci"]
+    assert lo <= report["representation"]["text_probe_accuracy"] <= hi
 
 
 def test_diagnose_reads_a_model_whose_outputs_sit_on_a_gpu(seed_data, seed_model, tmp_path, monkeypatch):
@@ -102,6 +133,6 @@ def test_diagnose_reads_a_model_whose_outputs_sit_on_a_gpu(seed_data, seed_model
 
     model_outputs_on_fake_cuda(monkeypatch, VLA, "features", "predict_chunk")
     report = diagnose(DiagnoseConfig(f"vla:{seed_model}", tmp_path / "diag", (seed_data / "cheese",
-                                     seed_data / "bread")), log=lambda *_: None)
+                                     seed_data / "bread"), grid=False), log=lambda *_: None)
     assert 0.0 <= report["representation"]["text_probe_accuracy"] <= 1.0
     assert report["behaviour"]["action_sensitivity_differ"] >= 0.0

@@ -2,7 +2,7 @@
 
     chefmate-diagnose --policy vla:runs/seed --dataset datasets/seed/cheese datasets/seed/bread --out reports/diag
     chefmate-diagnose --policy gr00t:gpu-box:5555 --dataset datasets/seed/cheese --out diag   # a real GR00T server
-    chefmate-diagnose --policy vla:runs/seed --grid --out diag      # also a short closed-loop grid
+    chefmate-diagnose --policy vla:runs/seed --no-grid --out diag   # skip the competence grid (says so)
 
 Four sections, then a verdict that names the first bottleneck with the numbers behind it:
 
@@ -16,7 +16,12 @@ Four sections, then a verdict that names the first bottleneck with the numbers b
   (so the same flow noise where the policy allows). ``action_sensitivity_differ`` is the mean normalized chunk
   distance when the intent changes, ``action_sensitivity_agree`` when only the wording does. It needs nothing but
   the Policy protocol, so it works through the GR00T clients with no simulator.
-- ``closed_loop`` (``--grid``): the honest metrics from a short grid.
+- ``closed_loop`` (on by default; ``--no-grid`` skips it, ``--episodes`` reads a grid already run): competence
+  first (success where the scene leaves one slice and the instruction asks for it), then the honest metrics.
+
+The verdict checks competence first and calls a policy's actions language-following only when every kind of
+meaning change (object, negation, task vs no task) moves them; the probe's accuracy carries a bootstrap CI over
+held-out frames, and a CI that straddles the mark makes the verdict "undetermined".
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eval.metrics import pair_relation
+from eval.metrics import asks_to_act, pair_kind, pair_relation
 from leisaac_tasks.instructions import SEED_INSTRUCTIONS, Instruction
 from leisaac_tasks.perturbations import build_instructions
 from leisaac_tasks.scenarios import SEED_SCENARIOS, Scenario
@@ -41,10 +46,15 @@ from policies.base import Policy
 from policies.registry import make_policy
 
 # A change of intent must move the chunk by at least this share of each joint's range on average (about 2° of an
-# arm joint), and by this factor more than a change of wording does, for the actions to count as following it.
+# arm joint), and by this factor more than a change of wording does, for the actions to count as following it;
+# for every kind of meaning change (object, negation, ...) on its own, so following object words is not enough.
 MIN_ACTION_SENSITIVITY = 0.01
 MIN_MEANING_OVER_WORDING = 2.0
 ALTERNATIVE_FAMILIES = ("paraphrase",)  # same-intent rewordings of each seed instruction
+# Competence: success where the scene leaves one slice to place and the instruction asks for it. A policy below
+# this can't do the task, so nothing it does says anything about language.
+MIN_COMPETENCE = 0.5
+PROBE_BOOT = 1000  # bootstrap resamples of the probe's held-out rows
 
 
 class DiagnoseError(ValueError):
@@ -70,9 +80,11 @@ class DiagnoseConfig:
     seeds: int = 2  # rendered frames per matrix cell
     max_dataset_frames: int = 16
     chunk_steps: int = 16  # actions compared per query: one full chunk of GR00T's horizon
-    image_size: int = 224
-    grid: bool = False
+    image_size: int = 224  # black-box policies' cameras; a vla: checkpoint uses its own size
+    # Competence first: a short closed-loop grid (paraphrase + negation); without it the verdict says so.
+    grid: bool = True
     grid_seeds: int = 2
+    episodes: Path | None = None  # a grid this policy already ran (episodes.csv): read instead of a new grid
 
 
 # --- frames ---------------------------------------------------------------------------------------------------
@@ -128,20 +140,30 @@ def chunk_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class Behaviour:
-    action_sensitivity_differ: float
-    action_sensitivity_agree: float
+    action_sensitivity_differ: float  # over every pair whose meanings differ
+    action_sensitivity_agree: float  # over rewordings of one meaning
     frames: int
     queries: int
+    by_kind: dict[str, float] = field(default_factory=dict)  # action_sensitivity_differ per pair_kind
     per_pair: list[dict[str, Any]] = field(default_factory=list)
+
+    def follows_kind(self, kind: str) -> bool:
+        d = self.by_kind[kind]
+        return d >= MIN_ACTION_SENSITIVITY and d >= MIN_MEANING_OVER_WORDING * (self.action_sensitivity_agree or 0.0)
+
+    @property
+    def ignored_kinds(self) -> list[str]:
+        """The kinds of meaning change the actions do not follow."""
+        return [k for k in self.by_kind if not self.follows_kind(k)]
 
     @property
     def follows(self) -> bool:
-        return (self.action_sensitivity_differ >= MIN_ACTION_SENSITIVITY
-                and self.action_sensitivity_differ >= MIN_MEANING_OVER_WORDING * self.action_sensitivity_agree)
+        return bool(self.by_kind) and not self.ignored_kinds
 
 
 def behaviour_section(policy: Policy, frames: list[Frame], steps: int) -> Behaviour:
     differ, agree, pairs = [], [], []
+    kinds: dict[str, list[float]] = {}
     for frame in frames:
         options = alternatives(frame.scenario)
         chunks = [query_chunk(policy, frame, ins.text, steps) for ins in options]
@@ -152,12 +174,18 @@ def behaviour_section(policy: Policy, frames: list[Frame], steps: int) -> Behavi
             if relation == "overlap":
                 continue
             d = chunk_distance(ca, cb)
-            (agree if relation == "same" else differ).append(d)
+            if relation == "same":
+                agree.append(d)
+            else:
+                differ.append(d)
+                kinds.setdefault(pair_kind(str(a.intent), str(b.intent)), []).append(d)
             pairs.append({"frame": frame.source, "a": a.text, "b": b.text, "relation": relation,
+                          "kind": pair_kind(str(a.intent), str(b.intent)) if relation != "same" else "wording",
                           "distance": round(d, 5)})
     return Behaviour(float(np.mean(differ)) if differ else float("nan"),
                      float(np.mean(agree)) if agree else float("nan"), len(frames),
-                     len(frames) * len(alternatives(frames[0].scenario)) if frames else 0, pairs)
+                     len(frames) * len(alternatives(frames[0].scenario)) if frames else 0,
+                     {k: float(np.mean(v)) for k, v in sorted(kinds.items())}, pairs)
 
 
 # --- representation (white box) -------------------------------------------------------------------------------
@@ -173,6 +201,12 @@ def _features(model, frame: Frame, texts: list[str]) -> dict[str, torch.Tensor]:
 def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                           steps: int = 300, weight_decay: float = 1e-3) -> float:
     """Held-out accuracy of a multinomial logistic regression on standardized features (full-batch Adam)."""
+    return float(linear_probe_hits(train_x, train_y, test_x, test_y, steps, weight_decay).mean())
+
+
+def linear_probe_hits(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+                      steps: int = 300, weight_decay: float = 1e-3) -> np.ndarray:
+    """Whether the probe got each held-out row right (bool per row)."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     x = torch.tensor((train_x - mean) / std, dtype=torch.float32)
     xt = torch.tensor((test_x - mean) / std, dtype=torch.float32)
@@ -187,7 +221,18 @@ def linear_probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.n
         torch.nn.functional.cross_entropy(layer(x), y).backward()
         opt.step()
     with torch.no_grad():
-        return float((layer(xt).argmax(1) == yt).float().mean())
+        return (layer(xt).argmax(1) == yt).numpy()
+
+
+def cluster_bootstrap_ci(hits: np.ndarray, clusters: np.ndarray, n_boot: int = PROBE_BOOT,
+                         seed: int = 0) -> tuple[float, float]:
+    """95% CI of the mean of ``hits``, resampling whole clusters (a frame's wordings stand or fall together)."""
+    ids = np.unique(clusters)
+    per = [hits[clusters == c] for c in ids]
+    rng = np.random.default_rng(seed)
+    means = [np.concatenate([per[k] for k in rng.integers(0, len(ids), len(ids))]).mean() for _ in range(n_boot)]
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 @dataclass
@@ -198,11 +243,23 @@ class Representation:
     text_probe_chance: float
     probe_train: int
     probe_test: int
+    text_probe_ci: tuple[float, float] = (float("nan"), float("nan"))  # resampling held-out frames
 
     @property
-    def separates(self) -> bool:
-        """The intent is linearly readable: the probe beats chance by half the distance to 1."""
-        return self.text_probe_accuracy >= (1 + self.text_probe_chance) / 2
+    def probe_mark(self) -> float:
+        """The intent is linearly readable when the probe beats chance by half the distance to 1."""
+        return (1 + self.text_probe_chance) / 2
+
+    @property
+    def separates(self) -> bool | None:
+        """True/False when the probe's CI lies on one side of the mark; None (undetermined) when it straddles it:
+        a mark decided by one sample would flip with the frame set."""
+        lo, hi = self.text_probe_ci
+        if lo >= self.probe_mark:
+            return True
+        if hi < self.probe_mark:
+            return False
+        return None
 
 
 def representation_section(model, frames: list[Frame]) -> Representation:
@@ -222,11 +279,12 @@ def representation_section(model, frames: list[Frame]) -> Representation:
     # the words were seen, only the meaning can carry over.
     train = [r for r in rows if r[0] % 2 == 0 and r[1] == SEED_INSTRUCTIONS[0].family]
     test = [r for r in rows if r[0] % 2 == 1 and r[1] != SEED_INSTRUCTIONS[0].family]
-    acc = linear_probe_accuracy(np.stack([r[3] for r in train]), np.array([r[2] for r in train]),
-                                np.stack([r[3] for r in test]), np.array([r[2] for r in test]))
+    hits = linear_probe_hits(np.stack([r[3] for r in train]), np.array([r[2] for r in train]),
+                             np.stack([r[3] for r in test]), np.array([r[2] for r in test]))
     intents = {r[2] for r in rows}
     return Representation(float(np.mean(sims_differ)), float(np.mean(sims_agree)) if sims_agree else float("nan"),
-                          acc, 1 / len(intents), len(train), len(test))
+                          float(hits.mean()), 1 / len(intents), len(train), len(test),
+                          cluster_bootstrap_ci(hits, np.array([r[0] for r in test])))
 
 
 # --- data and configuration ---------------------------------------------------------------------------------------
@@ -265,54 +323,94 @@ def verdict(report: dict[str, Any]) -> str:
     notes = []
     if data and data.get("config", {}).get("lora_overrides_flags"):
         notes.append(" Also: " + data["config"]["note"] + ".")
-    if grid and grid.get("success_act") is not None and not grid["success_act"] >= 0.5:
-        return (f"not competent: success where it must act is {grid['success_act']:.2f}, so nothing can be said "
-                f"about language until the policy can do the task (train longer, on more demos)." + "".join(notes))
+    tail = "".join(notes)
+    if grid is None:
+        prefix = "competence unchecked (no closed-loop grid: run without --no-grid to check it): "
+    elif not (grid.get("competence") or 0.0) >= MIN_COMPETENCE:
+        shown = "n/a" if grid.get("competence") is None else f"{grid['competence']:.2f}"
+        return (f"not competent: where the scene leaves one slice and the instruction asks for it, it succeeds in "
+                f"{shown} of episodes (needs {MIN_COMPETENCE}), so nothing can be said about language until the "
+                f"policy can do the task (train longer, on more demos)." + tail)
+    else:
+        prefix = ""
     follows = beh is not None and beh["follows"]
+    kinds = beh.get("by_kind", {}) if beh else {}
+    ignored = beh.get("ignored_kinds", []) if beh else []
     if data and data.get("language_redundant") and not follows:
-        return (f"the data gives the task away: the scene alone predicts the instruction "
-                f"(H(instruction | scene) = {data['instruction_given_scene_bits']:.2f} bits, scene-only accuracy "
-                f"{data['scene_only_instruction_accuracy_loo']:.2f}), and the actions barely react to the intent "
-                f"({_beh(beh)})." + "".join(notes))
-    if rep is not None and not rep["separates"] and not follows:
-        return (f"the backbone cannot tell them apart: a linear probe reads the intent at "
-                f"{rep['text_probe_accuracy']:.2f} (chance {rep['text_probe_chance']:.2f}) on held-out frames and "
-                f"wordings ({_beh(beh)})." + "".join(notes))
+        return prefix + (f"the data gives the task away: the scene alone predicts the instruction "
+                         f"(H(instruction | scene) = {data['instruction_given_scene_bits']:.2f} bits, scene-only "
+                         f"accuracy {data['scene_only_instruction_accuracy_loo']:.2f}), and the actions barely react "
+                         f"to the intent ({_beh(beh)})." + tail)
+    if rep is not None and not follows and rep["separates"] is not True:
+        lo, hi = rep["text_probe_ci"]
+        reading = (f"a linear probe reads the intent at {rep['text_probe_accuracy']:.2f} [{lo:.2f}, {hi:.2f}] "
+                   f"(chance {rep['text_probe_chance']:.2f}, mark {rep['probe_mark']:.2f}) on held-out frames and "
+                   f"wordings")
+        if rep["separates"] is False:
+            return prefix + f"the backbone cannot tell them apart: {reading} ({_beh(beh)})." + tail
+        return prefix + (f"undetermined: {reading}, and its CI straddles the mark, so whether the backbone tells "
+                         f"the instructions apart is not settled (probe more frames: --seeds, or more datasets); "
+                         f"{_beh(beh)}." + tail)
+    if beh is not None and ignored and len(ignored) < len(kinds):
+        kept = [k for k in kinds if k not in ignored]
+        return prefix + (f"the actions follow words, not meaning: they change with the {' and '.join(kept)} "
+                         f"but not with the {' and '.join(ignored)} ({_beh(beh)})." + tail)
     if beh is not None and not follows and rep is None:
-        return (f"the actions ignore the instruction's meaning: {_beh(beh)}. The policy is a black box here, so "
-                f"whether its backbone or its head drops the instruction can't be told; pass --dataset to test "
-                f"the data." + "".join(notes))
+        return prefix + (f"the actions ignore the instruction's meaning: {_beh(beh)}. The policy is a black box "
+                         f"here, so whether its backbone or its head drops the instruction can't be told; pass "
+                         f"--dataset to test the data." + tail)
     if beh is not None and not follows:
-        return (f"features separate the instructions but the head ignores them: a linear probe reads the intent "
-                f"at {rep['text_probe_accuracy']:.2f} (chance {rep['text_probe_chance']:.2f}), yet {_beh(beh)}."
-                + "".join(notes))
+        return prefix + (f"features separate the instructions but the head ignores them: a linear probe reads the "
+                         f"intent at {rep['text_probe_accuracy']:.2f} (chance {rep['text_probe_chance']:.2f}), yet "
+                         f"{_beh(beh)}." + tail)
     if beh is not None:
-        return f"the actions follow the instruction's meaning: {_beh(beh)}." + "".join(notes)
-    return "no behaviour measured" + "".join(notes)
+        return prefix + f"the actions follow the instruction's meaning: {_beh(beh)}." + tail
+    return prefix + "no behaviour measured" + tail
 
 
 def _beh(beh: dict[str, Any] | None) -> str:
     if not beh:
         return "no counterfactual actions measured"
-    return (f"changing the intent moves the chunk by {beh['action_sensitivity_differ']:.3f} of the joint range, "
-            f"rewording it by {beh['action_sensitivity_agree']:.3f} (following needs >= {MIN_ACTION_SENSITIVITY} "
-            f"and {MIN_MEANING_OVER_WORDING:g}x the rewording)")
+    kinds = ", ".join(f"{k} {v:.3f}" for k, v in beh.get("by_kind", {}).items())
+    return (f"changing the intent moves the chunk by {kinds or 'n/a'} of the joint range, rewording it by "
+            f"{beh['action_sensitivity_agree']:.3f} (following needs >= {MIN_ACTION_SENSITIVITY} and "
+            f"{MIN_MEANING_OVER_WORDING:g}x the rewording, for every kind)")
 
 
 # --- the run --------------------------------------------------------------------------------------------------
-def _closed_loop(cfg: DiagnoseConfig, log) -> dict[str, Any]:
-    from eval.metrics import summarize
+def competence(df) -> float | None:
+    """Success where the scene leaves one slice in the holder and the instruction asks to place it: the task
+    with no choice to make, which any policy that can move must pass before its language is judged (errors fail)."""
+    from eval.metrics import attempted
+
+    df = attempted(df)
+    one_choice = [asks_to_act(s, i) and sum(Scenario.parse(s).placement(n).value == "H" for n in ("cheese", "bread"))
+                  == 1 for s, i in zip(df["scenario"], df["intent"])]
+    rows = df[np.asarray(one_choice, dtype=bool)] if len(df) else df
+    return float(rows["success"].mean()) if len(rows) else None
+
+
+def _closed_loop(cfg: DiagnoseConfig, image_size: int) -> dict[str, Any]:
+    """The policy's competence and honest metrics on a short grid (paraphrase + negation), or on ``cfg.episodes``,
+    a grid it already ran."""
+    from eval.metrics import PAIR_KINDS, summarize
     from eval.report import load_episodes
     from eval.run_matrix import MatrixConfig, run
 
-    grid_dir = cfg.out / "grid"
-    csv_path = run(MatrixConfig(policies=(cfg.policy,), families=("paraphrase", "negation"),
-                                seeds=tuple(range(cfg.grid_seeds)), image_size=cfg.image_size, out=grid_dir,
-                                resume=(grid_dir / "episodes.csv").exists()), progress=True)
-    row = summarize(load_episodes(csv_path)).iloc[0]
-    keys = ("success", "success_act", "success_refrain", "language_sensitivity", "wording_sensitivity",
-            "negation", "heuristic", "errors")
-    return {k: (None if isinstance(row[k], float) and np.isnan(row[k]) else float(row[k])) for k in keys}
+    if cfg.episodes is not None:
+        df = load_episodes(cfg.episodes)
+        df = df[df["policy"] == cfg.policy] if df["policy"].nunique() > 1 else df
+    else:
+        grid_dir = cfg.out / "grid"
+        csv_path = run(MatrixConfig(policies=(cfg.policy,), families=("paraphrase", "negation"),
+                                    seeds=tuple(range(cfg.grid_seeds)), image_size=image_size, out=grid_dir,
+                                    resume=(grid_dir / "episodes.csv").exists()), progress=False)
+        df = load_episodes(csv_path)
+    row = summarize(df).iloc[0]
+    keys = ("success", "success_act", "success_refrain", "language_sensitivity",
+            *(f"sensitivity_{k}" for k in PAIR_KINDS), "wording_sensitivity", "negation", "heuristic", "errors")
+    out = {k: (None if isinstance(row[k], float) and np.isnan(row[k]) else float(row[k])) for k in keys}
+    return {"competence": competence(df), **out}
 
 
 def diagnose(cfg: DiagnoseConfig, log=print) -> dict[str, Any]:
@@ -338,13 +436,18 @@ def diagnose(cfg: DiagnoseConfig, log=print) -> dict[str, Any]:
         frames = rendered_frames(policy.abilities.cameras, size, cfg.seeds)
     log(f"behaviour: counterfactual chunks on {len(frames)} frames")
     beh = behaviour_section(policy, frames, cfg.chunk_steps)
-    report["behaviour"] = {**{k: v for k, v in asdict(beh).items() if k != "per_pair"}, "follows": beh.follows}
+    report["behaviour"] = {**{k: v for k, v in asdict(beh).items() if k != "per_pair"}, "follows": beh.follows,
+                           "ignored_kinds": beh.ignored_kinds}
     report["representation"] = None
     if white_box:
         log("representation: instruction-token similarity and a linear intent probe")
         rep = representation_section(model, frames)
-        report["representation"] = {**asdict(rep), "separates": rep.separates}
-    report["closed_loop"] = _closed_loop(cfg, log) if cfg.grid else None
+        report["representation"] = {**asdict(rep), "probe_mark": rep.probe_mark, "separates": rep.separates}
+    if cfg.grid or cfg.episodes is not None:
+        log("closed loop: competence and the honest metrics" + ("" if cfg.episodes else " on a short grid"))
+        report["closed_loop"] = _closed_loop(cfg, size)
+    else:
+        report["closed_loop"] = None
     report["verdict"] = verdict(report)
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "diagnosis.json").write_text(json.dumps(report, indent=2, default=str))
@@ -387,15 +490,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-steps", type=int, default=DiagnoseConfig.chunk_steps)
     p.add_argument("--image-size", type=int, default=DiagnoseConfig.image_size,
                    help="camera size for black-box policies (a vla: uses its own)")
-    p.add_argument("--grid", action="store_true", help="also run a short closed-loop grid (paraphrase, negation)")
+    p.add_argument("--grid", action=argparse.BooleanOptionalAction, default=DiagnoseConfig.grid,
+                   help="a short closed-loop grid (paraphrase, negation) that checks competence first (default on; "
+                        "--no-grid: the verdict says competence unchecked)")
     p.add_argument("--grid-seeds", type=int, default=DiagnoseConfig.grid_seeds)
+    p.add_argument("--episodes", type=Path, help="an episodes.csv this policy already ran: competence and metrics "
+                                                "from it instead of a new grid")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     cfg = DiagnoseConfig(a.policy, a.out, tuple(a.dataset), a.seeds, a.max_dataset_frames, a.chunk_steps,
-                         a.image_size, a.grid, a.grid_seeds)
+                         a.image_size, a.grid, a.grid_seeds, a.episodes)
     try:
         report = diagnose(cfg)
     except (DiagnoseError, ValueError, FileNotFoundError) as exc:

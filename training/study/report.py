@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eval.metrics import METRICS, N_BOOT, MetricValue, scored, success_act
+from eval.metrics import METRICS, N_BOOT, MetricValue, error_count, success_act
 from eval.report import load_episodes
 from training.study.layout import eval_seeds, is_done, run_name
 from training.study.spec import BASE_DATA
 
 # summary.csv column -> eval.metrics key
 SUMMARY_METRICS = {"success": "success", "success_act": "success_act", "success_refrain": "success_refrain",
-                   "language_sensitivity": "language_sensitivity", "wording_sensitivity": "wording_sensitivity",
+                   "language_sensitivity": "language_sensitivity", "sensitivity_object": "sensitivity_object",
+                   "sensitivity_negation": "sensitivity_negation", "wording_sensitivity": "wording_sensitivity",
                    "negation_compliance": "negation", "heuristic_agreement": "heuristic"}
 
 
@@ -109,7 +110,7 @@ def summarize_study(spec, episodes: pd.DataFrame, diagnoses: dict[str, dict]) ->
                     continue
                 seeds_run += 1
                 run_row = {"data": d.name, "tuning": t.name, "seed": s, "episodes": len(df),
-                           "errors": len(df) - len(scored(df))}
+                           "errors": error_count(df)}
                 for column, key in SUMMARY_METRICS.items():
                     v = METRICS[key][0](df, seed=s)
                     per_seed[column].append(v)

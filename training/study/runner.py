@@ -145,9 +145,10 @@ def unit_diagnose(spec: StudySpec, layout: Layout, name: str, data: str) -> dict
 
     _threads(spec.resources.cpus_per_task)
     out = layout.diagnosis(name)
+    # Competence and the closed-loop metrics come from this run's evaluation grid, not a second grid.
     diagnose(DiagnoseConfig(policy=f"vla:{layout.model(name)}", out=out,
-                            datasets=tuple(dataset_roots(layout.data(data))), seeds=spec.diagnose_seeds),
-             log=lambda *_: None)
+                            datasets=tuple(dataset_roots(layout.data(data))), seeds=spec.diagnose_seeds,
+                            episodes=layout.grid(name) / "episodes.csv"), log=lambda *_: None)
     mark_done(out)
     return {}
 
@@ -304,7 +305,7 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
             Task(f"evaluate:{name}", layout.grid(name), unit_eval, (spec, layout, name),
                  res.eval_gpus if gpu else 0.0, (f"finetune:{name}",)),
             Task(f"diagnose:{name}", layout.diagnosis(name), unit_diagnose, (spec, layout, name, r[0]),
-                 res.eval_gpus if gpu else 0.0, (f"finetune:{name}",)),
+                 res.eval_gpus if gpu else 0.0, (f"evaluate:{name}",)),
         ]
     earlier = {stage: timings.get(stage, 0.0) for stage in STAGES[:-1] if stage in stages}
 
