@@ -35,7 +35,7 @@ matrix: $(STAMP)
 	$(PY) eval/run_matrix.py $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	$(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m training.embedded_bench $(ARGS)

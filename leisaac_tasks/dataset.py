@@ -171,9 +171,11 @@ class DemoWriter:
             self.ds = LeRobotDataset.resume(repo_id=repo_id, root=self.root, video_backend="pyav",
                                             **_writer_options())
         else:
+            # PyAV decodes, as everywhere here: without a backend LeRobot probes torchcodec, which on a machine
+            # without FFmpeg's libraries logs a 100-line traceback before falling back to PyAV anyway.
             self.ds = LeRobotDataset.create(repo_id=repo_id, fps=fps, features=features(image_size, cameras),
                                             root=self.root, robot_type=ROBOT_TYPE, use_videos=True,
-                                            **_writer_options())
+                                            video_backend="pyav", **_writer_options())
             self.journal = []
             self.created = True
         self._pending: list[Attempt] = []

@@ -189,3 +189,16 @@ def test_a_slow_video_encoder_loses_no_frame(tmp_path, monkeypatch):
     ds = load_dataset(tmp_path / "d")
     decoded = [round(float(ds[i]["observation.images.wrist"].float().mean()) * 255) for i in range(len(greys))]
     assert len(ds) == len(greys) and max(abs(d - g) for d, g in zip(decoded, greys)) <= 1
+
+
+def test_generating_never_probes_torchcodec(tmp_path, monkeypatch):
+    """Without Debian's FFmpeg libraries, LeRobot's probe for torchcodec logs a 100-line traceback to the console
+    before it falls back to PyAV. The writer names PyAV itself, so the probe never runs."""
+    import lerobot.datasets.lerobot_dataset as lerobot_dataset
+
+    def probe():
+        raise AssertionError("LeRobot was left to probe torchcodec")
+
+    monkeypatch.setattr(lerobot_dataset, "get_safe_default_video_backend", probe)
+    generate(GenerateConfig(recipe="seed", out=tmp_path / "d", episodes=1, image_size=32), progress=False)
+    assert (tmp_path / "d" / "cheese" / "meta" / "info.json").exists()

@@ -166,10 +166,17 @@ def test_the_seeds_lora_from_a_base_adapts_that_base(run, cheese_only, tmp_path,
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_a_frozen_random_vision_tower_is_refused(dataset, tmp_path, capsys):
-    assert main(["--dataset-path", str(dataset), "--output-dir", str(tmp_path / "r"), "--preset", "tiny"]) == 2
+@pytest.mark.parametrize("flags, why", [((), "it is frozen"),
+                                         (("--lora-rank", "8", "--lora-full-model"), "only LoRA adapters train on it"),
+                                         (("--tune-visual", "--lora-rank", "8"), "only LoRA adapters train on it")])
+def test_a_random_vision_tower_that_is_not_tuned_in_full_is_refused(dataset, tmp_path, capsys, flags, why):
+    """LoRA adapters leave the tower's random weights in place, --lora-full-model's too: still refused, and the
+    message says which it is instead of pointing at a flag nobody passed."""
+    assert main(["--dataset-path", str(dataset), "--output-dir", str(tmp_path / "r"), "--preset", "tiny",
+                 *flags]) == 2
     err = capsys.readouterr().err
-    assert "random initial weights" in err and "--backbone-checkpoint" in err and not (tmp_path / "r").exists()
+    assert f"random initial weights ({why})" in err and "--backbone-checkpoint" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_bad_inputs_are_one_clear_error(run, dataset, tmp_path, capsys):

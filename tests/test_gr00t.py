@@ -242,15 +242,29 @@ def test_every_cell_round_trips_the_observation_and_matches_the_in_process_vla(s
     print(f"\n8 cells x 3 chunks: largest remote-vs-in-process action difference {worst:.2e} rad")
 
 
+def upstream_squeeze_dict_values(data: dict) -> dict:
+    """The rule of Isaac-GR00T's gr00t/model/policy.py since its fix: only the batch axis is removed."""
+    return {k: np.squeeze(v, axis=0) if isinstance(v, np.ndarray) else v for k, v in data.items()}
+
+
 def test_n15_reply_has_upstream_shapes(servers):
-    """Upstream's unbatched reply: np.squeeze drops the batch dim and the gripper's width-1 axis."""
+    """Upstream's unbatched reply: the model's batched (1, 16, D) output with only the batch axis removed, so the
+    gripper is (16, 1), and the client reads it (and the (16,) that older upstream sent)."""
     frame = np.zeros((1, 48, 80, 3), np.uint8)  # any image size: the server resizes
     data = {"video.front": frame, "video.wrist": frame, "state.single_arm": np.zeros((1, 5)),
             "state.gripper": np.full((1, 1), 50.0), "annotation.human.task_description": ["do not pick up the cheese"]}
     reply = raw_call(servers["n1.5"].port, wire.request("get_action", data, TOKEN))
     assert set(reply) == {"action.single_arm", "action.gripper"}
-    assert reply["action.single_arm"].shape == (16, 5) and reply["action.gripper"].shape == (16,)
+    batched = {k: v[None] for k, v in reply.items()}  # what upstream's model returned before squeezing
+    for key, value in upstream_squeeze_dict_values(batched).items():
+        assert reply[key].shape == value.shape, key
+    assert reply["action.single_arm"].shape == (16, 5) and reply["action.gripper"].shape == (16, 1)
     assert reply["action.single_arm"].dtype == reply["action.gripper"].dtype == np.float32
+    from policies.gr00t.n15 import N15Protocol
+
+    chunk = N15Protocol().decode_actions(reply)
+    old = N15Protocol().decode_actions({**reply, "action.gripper": reply["action.gripper"][:, 0]})
+    assert chunk.shape == (16, 6) and np.array_equal(chunk, old)
     # no options: seed 0, chunk 0, so the same observation always gets the same chunk
     again = raw_call(servers["n1.5"].port, wire.request("get_action", data, TOKEN))
     np.testing.assert_array_equal(again["action.single_arm"], reply["action.single_arm"])

