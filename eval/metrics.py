@@ -26,14 +26,16 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
+from leisaac_tasks.instructions import SEED_FAMILY
 from leisaac_tasks.intent import Intent
 from leisaac_tasks.oracle import Expect, expected
 from leisaac_tasks.outcomes import LEFT_ALONE, Outcome
+from leisaac_tasks.perturbations import REWORDING_FAMILIES
 from leisaac_tasks.scenarios import INGREDIENTS, Scenario, scenario_set
 
 N_BOOT = 1000
@@ -237,7 +239,22 @@ def _one_policy(df: pd.DataFrame) -> None:
                          "pass one policy's episodes, e.g. df[df.policy == name], or use summarize(df)")
 
 
-PairGroup = Callable[[str, str, str], "str | None"]  # (scenario, intent of a, intent of b) -> the pair's group
+class Cell(NamedTuple):
+    """One instruction of a scenario, as a pair filter sees it."""
+
+    intent: str
+    family: str
+
+
+PairGroup = Callable[[str, Cell, Cell], "str | None"]  # (scenario, a, b) -> the pair's group, or None: left out
+
+
+def same_wording_style(a: Cell, b: Cell) -> bool:
+    """Two instructions whose meanings may be compared without a change of wording style riding along: one family,
+    or the seed's wording and minimal edits of it (any family outside ``REWORDING_FAMILIES``). Across styles ("pick
+    up the cheese" against "do not pick up the yellow slice") a policy that only reacts to surface words would look
+    sensitive to meaning."""
+    return a.family == b.family or not {a.family, b.family} & REWORDING_FAMILIES
 
 
 def _instruction_tv(df: pd.DataFrame, group_of: PairGroup, n_boot: int, seed: int,
@@ -258,8 +275,10 @@ def _instruction_tv(df: pd.DataFrame, group_of: PairGroup, n_boot: int, seed: in
     codes, uniques = pd.factorize(labels)  # errors: -1, then the last column
     n_labels = len(uniques) + 1
     codes = np.where(codes < 0, n_labels - 1, codes)
+    family = df["family"].to_numpy() if "family" in df else np.full(len(df), SEED_FAMILY)
     frame = pd.DataFrame({"scenario": df["scenario"].to_numpy(), "instruction": df["instruction"].to_numpy(),
-                          "intent": df["intent"].to_numpy(), "seed": df["seed"].to_numpy(), "code": codes})
+                          "intent": df["intent"].to_numpy(), "family": family, "seed": df["seed"].to_numpy(),
+                          "code": codes})
     with_ci = _ci_allowed(df)
     rng = np.random.default_rng(seed)
     points: dict[str, list[float]] = {}
@@ -267,10 +286,10 @@ def _instruction_tv(df: pd.DataFrame, group_of: PairGroup, n_boot: int, seed: in
     counts: dict[str, int] = {}
     for scenario, sdf in frame.groupby("scenario", sort=True):
         cells = [g for _, g in sdf.groupby("instruction", sort=True)]
-        intents = [c["intent"].iat[0] for c in cells]
+        info = [Cell(c["intent"].iat[0], c["family"].iat[0]) for c in cells]
         groups: dict[str, list[tuple[int, int]]] = {}
         for a, b in itertools.combinations(range(len(cells)), 2):
-            group = group_of(scenario, intents[a], intents[b])
+            group = group_of(scenario, info[a], info[b])
             if group is not None:
                 groups.setdefault(group, []).append((a, b))
         if not groups:
@@ -297,8 +316,10 @@ def _instruction_tv(df: pd.DataFrame, group_of: PairGroup, n_boot: int, seed: in
             for g in points}
 
 
-def _kind_of_meaning_change(scenario: str, a: str, b: str) -> str | None:
-    return pair_kind(a, b) if pair_relation(scenario, a, b) == "disjoint" else None
+def _kind_of_meaning_change(scenario: str, a: Cell, b: Cell) -> str | None:
+    if not same_wording_style(a, b) or pair_relation(scenario, a.intent, b.intent) != "disjoint":
+        return None
+    return pair_kind(a.intent, b.intent)
 
 
 def sensitivity_by_kind(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, MetricValue]:
@@ -328,8 +349,10 @@ def language_influence_index(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int =
 
 def language_sensitivity(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """The same distance over pairs whose accepted outcomes are disjoint (a change of meaning the robot must act
-    on), for the *weakest* kind of such change the table holds: the minimum over ``pair_kind``s, its bootstrap
-    replicates the minimum of theirs. Ideal 1; idle, language-blind and word-matching policies get 0."""
+    on) and whose wording style is the same (``same_wording_style``), for the *weakest* kind of such change the
+    table holds: the minimum over ``pair_kind``s, its bootstrap replicates the minimum of theirs. Ideal 1; idle,
+    language-blind and word-matching policies get 0. A distance, not a direction: a policy that swaps the slices
+    moves it too, and success where it must act shows which way."""
     kinds = [m for k, m in sensitivity_by_kind(df, n_boot, seed).items() if k != "other"]
     if not kinds:
         return _EMPTY
@@ -342,7 +365,7 @@ def language_sensitivity(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) 
 def wording_sensitivity(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """The same distance over pairs whose accepted outcomes are identical (paraphrases, for instance): a
     change of wording only. Ideal 0; a policy that reacts to words rather than meaning scores above it."""
-    same = lambda s, a, b: "same" if pair_relation(s, a, b) == "same" else None  # noqa: E731
+    same = lambda s, a, b: "same" if pair_relation(s, a.intent, b.intent) == "same" else None  # noqa: E731
     return _instruction_tv(df, same, n_boot, seed, bound="high").get("same", _EMPTY)
 
 

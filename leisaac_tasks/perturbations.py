@@ -4,6 +4,11 @@ A family turns a base instruction into variants whose intents are stated, not in
 ``paraphrase`` keeps the meaning, ``object_swap`` and ``negation`` change it, and ``empty``,
 ``nonsense`` and ``absent_object`` ask for nothing the scene allows. A policy that follows
 language must change its behaviour exactly where the intent changes.
+
+The harder families tell words from meaning: ``attribute`` names a slice by its colour, not its name;
+``contrast`` says which slice not to take and then which to take, so the first slice named is the wrong one;
+``distractor`` wraps the request in an irrelevant clause; ``typo`` misspells the object word. Every variant is
+deterministic: the same base and scene always give the same texts.
 """
 
 from __future__ import annotations
@@ -28,14 +33,21 @@ _COLOUR = {"cheese": "yellow"}
 PLACE_TEMPLATE = "pick up the {} and put it into the white plate"  # the seed's own phrasing
 AVOID_TEMPLATE = "do not pick up the {}"
 NEVER_PRESENT = "tomato"  # an ingredient no scenario contains
+# Families that reword the instruction in a style of their own (synonyms, colours, contrasts, asides, typos), as
+# opposed to a minimal edit of the seed's wording (a word swapped, a "do not" added, the text removed). A change of
+# meaning is read within one style (eval.metrics.same_wording_style), so reacting to the style can't pass for it.
+REWORDING_FAMILIES: set[str] = set()
 
 
-def register_family(name: str) -> Callable[[Family], Family]:
-    """Register a family under ``name``; its variants are stamped with that family and deduplicated."""
+def register_family(name: str, rewords: bool = False) -> Callable[[Family], Family]:
+    """Register a family under ``name``; its variants are stamped with that family and deduplicated. ``rewords``:
+    its variants have a wording style of their own (see ``REWORDING_FAMILIES``)."""
 
     def decorate(fn: Family) -> Family:
         if name in FAMILIES or name == SEED_FAMILY:
             raise ValueError(f"perturbation family {name!r} is already registered")
+        if rewords:
+            REWORDING_FAMILIES.add(name)
 
         # Stamping here keeps each generator free of bookkeeping and the family label always truthful.
         @functools.wraps(fn)
@@ -71,7 +83,7 @@ _PARAPHRASES = {
 }
 
 
-@register_family("paraphrase")
+@register_family("paraphrase", rewords=True)
 def paraphrase(base: Instruction, scenario: Scenario) -> list[Instruction]:
     """Same intent, new words; an intent of ``none`` has nothing to reword."""
     target = base.intent.target
@@ -127,6 +139,88 @@ def absent_object(base: Instruction, scenario: Scenario) -> list[Instruction]:
     """Ask for ingredients this scene lacks: the ones absent here, and one that is never present."""
     missing = [i for i in INGREDIENTS if not scenario.present(i)] + [NEVER_PRESENT]
     return [Instruction(PLACE_TEMPLATE.format(_noun(i)), Intent("place", i)) for i in missing]
+
+
+# --- words vs meaning -----------------------------------------------------------------------------------------
+# What the scene shows of each slice (SceneSpec's colours: cheese (1.0, 0.80, 0.10), bread (0.80, 0.58, 0.33)), and
+# a colour no slice in any scene has.
+ATTRIBUTES: dict[str, str] = {"cheese": "yellow", "bread": "tan"}
+ABSENT_ATTRIBUTE = ("red", NEVER_PRESENT)
+
+
+@register_family("attribute", rewords=True)
+def attribute(base: Instruction, scenario: Scenario) -> list[Instruction]:
+    """The slice named by its colour ("the yellow slice" is the cheese, "the tan slice" the bread), and a colour
+    no slice has (nothing to place). A policy that grounded names but not what they look like fails it."""
+    target = base.intent.target
+    if target not in ATTRIBUTES:
+        return []
+    if base.intent.verb == "avoid":
+        return [Instruction(f"do not pick up the {ATTRIBUTES[target]} slice", base.intent)]
+    colour, missing = ABSENT_ATTRIBUTE
+    return [Instruction(PLACE_TEMPLATE.format(f"{ATTRIBUTES[target]} slice"), base.intent),
+            Instruction(PLACE_TEMPLATE.format(f"{colour} slice"), Intent("place", missing))]
+
+
+_CONTRAST = ("not the {avoid} — put the {take} on the white plate", "leave the {avoid}, take the {take} instead")
+
+
+@register_family("contrast", rewords=True)
+def contrast(base: Instruction, scenario: Scenario) -> list[Instruction]:
+    """A negation with its alternative: "not the cheese — put the bread on the white plate". The first slice named
+    is the one to leave, so a word matcher picks the wrong one. ``place X`` leaves the other slice for X;
+    ``avoid X`` asks for the other slice instead."""
+    target = base.intent.target
+    if target not in _SWAP or base.intent.verb not in ("place", "avoid"):
+        return []
+    take, avoid = (target, _SWAP[target]) if base.intent.verb == "place" else (_SWAP[target], target)
+    return [Instruction(t.format(avoid=_noun(avoid, coloured=False), take=_noun(take, coloured=False)),
+                        Intent("place", take)) for t in _CONTRAST]
+
+
+DISTRACTORS = ("it's lunchtime; {}", "{}, and then wait", "while the kettle boils, {}")
+
+
+@register_family("distractor", rewords=True)
+def distractor(base: Instruction, scenario: Scenario) -> list[Instruction]:
+    """The request with an irrelevant clause before or after it: the meaning must not change."""
+    if base.intent.verb == "none":
+        return []
+    return [Instruction(t.format(base.text), base.intent) for t in DISTRACTORS]
+
+
+TYPO_VARIANTS = 2
+
+
+def misspell(word: str, rng) -> str:
+    """One light typo, as speech-to-text or a hurried hand makes it: a letter dropped, doubled or two swapped."""
+    k = int(rng.integers(1, len(word) - 1))  # never the first letter
+    kind = int(rng.integers(3))
+    if kind == 0:
+        return word[:k] + word[k + 1:]
+    if kind == 1:
+        return word[:k] + word[k] + word[k:]
+    return word[:k] + word[k + 1] + word[k] + word[k + 2:] if k + 1 < len(word) else word[:k] + word[k] + word[k:]
+
+
+@register_family("typo", rewords=True)
+def typo(base: Instruction, scenario: Scenario) -> list[Instruction]:
+    """The object word misspelled (``TYPO_VARIANTS`` different typos, seeded by the text): the same meaning."""
+    import numpy as np
+
+    target = base.intent.target
+    match = re.search(rf"\b{target}\b", base.text) if target else None
+    if match is None:
+        return []
+    rng = np.random.default_rng(sum(base.text.encode()))  # deterministic across runs and processes
+    out, tries = [], 0
+    while len(out) < TYPO_VARIANTS and tries < 20:
+        tries += 1
+        wrong = misspell(target, rng)
+        text = base.text[:match.start()] + wrong + base.text[match.end():]
+        if wrong != target and text not in [o.text for o in out]:
+            out.append(Instruction(text, base.intent))
+    return out
 
 
 def _check_families(families: Sequence[str] | str) -> list[str]:
