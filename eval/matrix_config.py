@@ -30,10 +30,12 @@ class MatrixConfig:
     num_envs: int = 0  # > 0: a vectorized backend steps this many envs at once (required for isaaclab)
     breaker: int = DEFAULT_LIMIT  # consecutive policy errors that stop contacting a policy (0: never)
 
+    def instructions(self, scenario: Scenario) -> list[Instruction]:
+        """The scenario's instructions in run order: the seed's, each family's variants, then the extras."""
+        return build_instructions(scenario, self.families, SEED_INSTRUCTIONS, self.extra_instructions)
+
     def episodes(self) -> list[Episode]:
         """Deterministic order; each cell's seed is the seed index itself, so a cell replays from its row."""
         return [Episode(policy, scenario, instruction, seed)
                 for policy in self.policies for scenario in self.scenarios
-                for instruction in build_instructions(scenario, self.families, SEED_INSTRUCTIONS,
-                                                      self.extra_instructions)
-                for seed in self.seeds]
+                for instruction in self.instructions(scenario) for seed in self.seeds]

@@ -35,6 +35,8 @@ __all__ = ["MatrixConfig", "run", "add_grid_arguments", "grid_config", "build_pa
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_grid_arguments(p)
+    p.add_argument("--list-instructions", action="store_true",
+                   help="print every instruction of the grid (scenario, family, intent, text) in run order, and exit")
     # main() hands a command with --robot to eval.real_arm before this parser sees it; listed here so --help says so.
     arm = p.add_argument_group("on an SO-101 arm")
     arm.add_argument("--robot", choices=("so101", "sim_so101"),
@@ -52,6 +54,16 @@ def parse_args(argv: list[str] | None = None) -> MatrixConfig:
     return grid_config(a, p.error)
 
 
+def list_instructions(cfg: MatrixConfig) -> str:
+    """The grid's instructions, per scenario in run order; ``--env.variant`` of the LeRobot env plugin counts
+    within one family in this order."""
+    lines = ["scenario\tfamily\tintent\ttext"]
+    for scenario in cfg.scenarios:
+        for ins in cfg.instructions(scenario):
+            lines.append(f"{scenario.label}\t{ins.family}\t{ins.intent}\t{ins.text!r}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a == "--robot" or a.startswith("--robot=") for a in argv):  # the same grid on an arm, operator-guided
@@ -59,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return real_arm_main(argv)
     cfg = parse_args(argv)
+    if "--list-instructions" in argv:
+        print(list_instructions(cfg))
+        return 0
     breaker = CircuitBreaker(cfg.breaker)
     try:
         run(cfg, breaker=breaker)

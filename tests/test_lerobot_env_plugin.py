@@ -66,6 +66,22 @@ def test_the_oracle_scores_the_episode_in_lerobot_units(instruction, success):
     assert got is success and reward == float(success)
 
 
+@pytest.mark.parametrize("family, text", [
+    ("contrast", "not the bread — put the cheese on the white plate"),
+    ("attribute", "pick up the yellow slice and put it into the white plate"),
+])
+def test_the_harder_families_through_the_plugin(family, text):
+    """lerobot-eval ... --env.family=contrast --env.variant=0: the family's first instruction for the scene, in
+    chefmate-matrix --list-instructions' order, is what the policy reads."""
+    from lerobot_env_chefmate.env import LeRobotSandwichEnv
+
+    env = LeRobotSandwichEnv(scenario="H,H", family=family, variant=0, image_size=32)
+    try:
+        assert env.task_description == text and env.instruction.family == family
+    finally:
+        env.close()
+
+
 def test_an_unscorable_instruction_is_one_clear_error():
     from lerobot_env_chefmate.env import LeRobotSandwichEnv
 

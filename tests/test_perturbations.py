@@ -24,7 +24,8 @@ def variants(family: str, base: Instruction, scenario: Scenario = Scenario(H, H)
 
 
 def test_registry_lists_all_families():
-    assert family_names() == ("paraphrase", "object_swap", "negation", "empty", "nonsense", "absent_object")
+    assert family_names() == ("paraphrase", "object_swap", "negation", "empty", "nonsense", "absent_object",
+                              "attribute", "contrast", "distractor", "typo")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)

@@ -28,7 +28,7 @@ class ChefMateEnv(EnvConfig):
     episode_length: int = EPISODE_STEPS
     scenario: str = SEED_SCENARIO  # one of the eight cells, e.g. "H,H", "H,-", "P,H"
     instruction: str | None = None  # the text the policy reads; default: the family's first for the scenario
-    family: str = "seed"  # seed | paraphrase | object_swap | negation | empty | nonsense | absent_object
+    family: str = "seed"  # seed or any perturbation family (chefmate-matrix --list-instructions lists them)
     variant: int = 0  # which instruction of the family, in the order chefmate-matrix lists them
     image_size: int = DEFAULT_IMAGE_SIZE
     render_mode: str = "rgb_array"
