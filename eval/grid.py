@@ -27,7 +27,7 @@ from eval.results import ResultStore
 from eval.runner import Episode, policy_cameras, run_episode
 from eval.vector_runner import run_vectorized
 from leisaac_tasks.env import SandwichEnv
-from leisaac_tasks.perturbations import family_names, load_instruction_file
+from leisaac_tasks.perturbations import check_families, family_names, load_instruction_file
 from leisaac_tasks.scenarios import Scenario, scenario_set
 from policies.registry import make_policy
 
@@ -130,6 +130,7 @@ def grid_config(a: argparse.Namespace, error) -> MatrixConfig:
         scenarios = (scenario_set(a.include_ninth) if a.scenarios == "seed"
                      else tuple(Scenario.parse(s) for s in a.scenarios.split(";")))
         families = {"all": family_names(), "none": ()}.get(a.families, _csv(a.families))
+        check_families(families)  # a misspelt name: one line now, not after the first policy has run
         extra = tuple(load_instruction_file(a.instructions_file)) if a.instructions_file else ()
         if a.seeds < 1:
             raise ValueError("--seeds must be at least 1")

@@ -223,7 +223,7 @@ def typo(base: Instruction, scenario: Scenario) -> list[Instruction]:
     return out
 
 
-def _check_families(families: Sequence[str] | str) -> list[str]:
+def check_families(families: Sequence[str] | str) -> list[str]:
     if isinstance(families, str):  # tolerate the raw "--families a,b" string
         families = families.split(",")
     names = list(dict.fromkeys(f.strip() for f in families if f.strip() and f.strip() != SEED_FAMILY))
@@ -245,7 +245,7 @@ def build_instructions(scenario: Scenario, families: Sequence[str] | str,
     Deduplicated by text, first occurrence kept, so the order is deterministic. ``families`` may
     also be a comma-separated string; "seed" in it is accepted and adds nothing (bases always come).
     """
-    names = _check_families(families)
+    names = check_families(families)
     variants = [v for name in names for b in base for v in FAMILIES[name](b, scenario)]
     return _dedupe([*base, *variants, *extra])
 
