@@ -14,6 +14,8 @@ class DownServer:
 
     name, abilities = "down", Abilities()
     calls = 0
+    error: Exception = PolicyError("no reply from the GR00T server at 127.0.0.1:1 (3 attempts); start it with "
+                                   "python -m policies.gr00t.serve")
 
     def reset(self, instruction: str, seed: int) -> None:
         pass
@@ -24,8 +26,7 @@ class DownServer:
 
     def act(self, observation, info):
         type(self).calls += 1
-        raise PolicyError("no reply from the GR00T server at 127.0.0.1:1 (3 attempts); start it with "
-                          "python -m policies.gr00t.serve")
+        raise self.error
 
 
 def test_a_dead_server_trips_the_breaker_and_the_run_exits_3(tmp_path, capsys, monkeypatch):
@@ -93,22 +94,12 @@ def test_an_import_path_that_does_not_import_is_one_clear_line(tmp_path, capsys)
     assert code == 2 and "cannot import nosuchpkg.policies:Mine" in err and not (tmp_path / "x").exists()
 
 
-class Crashes:
+class Crashes(DownServer):
     """A policy with a bug: every action raises a plain RuntimeError, not a PolicyError."""
 
-    name, abilities = "crashes", Abilities()
+    name = "crashes"
     calls = 0
-
-    def reset(self, instruction: str, seed: int) -> None:
-        pass
-
-    @property
-    def done(self) -> bool:
-        return False
-
-    def act(self, observation, info):
-        type(self).calls += 1
-        raise RuntimeError("index 7 is out of bounds")
+    error = RuntimeError("index 7 is out of bounds")
 
 
 def test_any_exception_trips_the_breaker_with_one_traceback(tmp_path, capsys):

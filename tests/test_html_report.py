@@ -229,8 +229,9 @@ def test_a_resume_keeps_the_first_command_and_adds_its_policies(tmp_path):
     assert [r["command"] for r in manifest["resumes"]] == ["eval/run_matrix.py --policies expert --resume"]
 
 
-def test_an_all_error_run_reports_na_metrics_and_counts_its_errors(grid, tmp_path):
-    """A server that was down for the whole run must not look compliant: n/a everywhere, errors = rows."""
+def test_an_all_error_run_scores_nothing_and_is_marked_incomplete(grid, tmp_path):
+    """A server that was down for the whole run must not look compliant: every error counts against it (0 where a
+    score is good, the worst value where it is bad), errors = rows, and the row says it is incomplete."""
     run_dir = tmp_path / "down"
     run_dir.mkdir()
     episodes = pd.read_csv(grid / "episodes.csv", keep_default_na=False, dtype={"instruction": str})
@@ -241,6 +242,8 @@ def test_an_all_error_run_reports_na_metrics_and_counts_its_errors(grid, tmp_pat
     assert report_main([str(run_dir), "--out", str(out), "--clips", "0"]) == 0
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
     assert len(summary) == 1 and int(summary.loc[0, "errors"]) == len(episodes)
-    for column in ("success", "success_act", "success_refrain", "language_sensitivity", "wording_sensitivity",
-                   "lii", "negation", "heuristic"):
-        assert summary.loc[0, column] == "n/a", column
+    for column in ("success", "success_act", "success_refrain", "language_sensitivity", "lii", "negation"):
+        assert float(summary.loc[0, column]) == 0.0, column
+    assert summary.loc[0, "wording_sensitivity"] == "n/a"  # this grid has no rewordings to compare
+    assert summary.loc[0, "heuristic"] == "n/a"  # descriptive: no behaviour to describe
+    assert f"gr00t:127.0.0.1:5999 (incomplete: {len(episodes)} errors)" in (out / "report.html").read_text()
