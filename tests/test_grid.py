@@ -88,7 +88,7 @@ def test_cli_bad_instruction_file(tmp_path):
 def seed_grid(tmp_path_factory):
     """The issue's bar: 8 scenarios x the seed's 3 instructions x 5 seeds, both baselines (~30 s)."""
     out = tmp_path_factory.mktemp("seed_grid")
-    csv_path = run(MatrixConfig(policies=("expert", "blind", "idle"), scenarios=SEED_SCENARIOS, families=(),
+    csv_path = run(MatrixConfig(policies=("expert", "words", "blind", "idle"), scenarios=SEED_SCENARIOS, families=(),
                                 seeds=tuple(range(5)), out=out), progress=False)
     return pd.read_csv(csv_path, keep_default_na=False)
 
@@ -125,3 +125,18 @@ def test_idle_floor_and_expert_ceiling_on_the_honest_metrics(seed_grid):
     assert (summary["errors"] == 0).all()
     # The old success rate let idle hide near the baselines; success_act separates them.
     assert summary.loc["idle", "success"] > 0.5
+
+
+def test_words_follows_object_words_and_ignores_not(seed_grid):
+    """Pinned per kind of meaning change, as the blind baseline is: the object decides (1.00), "not" changes
+    nothing (0.00), so the headline, the weakest kind, is 0 while its success where it must act is the expert's."""
+    words = seed_grid[seed_grid.policy == "words"]
+    kinds = metrics.sensitivity_by_kind(words)
+    assert {k: m.value for k, m in kinds.items()} == {"object": 1.0, "negation": 0.0}
+    assert metrics.language_sensitivity(words).value == 0.0
+    assert metrics.success_act(words).value == 1.0
+    # "do not pick up the cheese" with cheese present: picked wherever it is in the holder ((H,H), (H,–), (H,P)),
+    # left where it is already on the plate ((P,H), (P,P), (P,–)).
+    assert metrics.negation_compliance(words).value == 0.5
+    blind = metrics.sensitivity_by_kind(seed_grid[seed_grid.policy == "blind"])
+    assert {k: m.value for k, m in blind.items()} == {"object": 0.0, "negation": 0.0}
