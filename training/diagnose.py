@@ -148,8 +148,8 @@ class Behaviour:
     per_pair: list[dict[str, Any]] = field(default_factory=list)
 
     def follows_kind(self, kind: str) -> bool:
-        d = self.by_kind[kind]
-        return d >= MIN_ACTION_SENSITIVITY and d >= MIN_MEANING_OVER_WORDING * (self.action_sensitivity_agree or 0.0)
+        d, rewording = self.by_kind[kind], np.nan_to_num(self.action_sensitivity_agree)  # no rewordings: no bar
+        return d >= MIN_ACTION_SENSITIVITY and d >= MIN_MEANING_OVER_WORDING * rewording
 
     @property
     def ignored_kinds(self) -> list[str]:
@@ -174,13 +174,13 @@ def behaviour_section(policy: Policy, frames: list[Frame], steps: int) -> Behavi
             if relation == "overlap":
                 continue
             d = chunk_distance(ca, cb)
+            kind = "wording" if relation == "same" else pair_kind(str(a.intent), str(b.intent))
             if relation == "same":
                 agree.append(d)
             else:
                 differ.append(d)
-                kinds.setdefault(pair_kind(str(a.intent), str(b.intent)), []).append(d)
-            pairs.append({"frame": frame.source, "a": a.text, "b": b.text, "relation": relation,
-                          "kind": pair_kind(str(a.intent), str(b.intent)) if relation != "same" else "wording",
+                kinds.setdefault(kind, []).append(d)
+            pairs.append({"frame": frame.source, "a": a.text, "b": b.text, "relation": relation, "kind": kind,
                           "distance": round(d, 5)})
     return Behaviour(float(np.mean(differ)) if differ else float("nan"),
                      float(np.mean(agree)) if agree else float("nan"), len(frames),
