@@ -245,7 +245,8 @@ def test_the_committed_study_table_is_what_its_committed_episodes_give(tmp_path)
     committed = ROOT / "reports" / "study"
     out = tmp_path / "study"
     shutil.copytree(committed, out)
-    done = subprocess.run([*_cli(), "--spec", str(ROOT / "studies" / "seed_diagnosis.yaml"), "--out", str(out),
+    # The spec the results were produced with, as the study wrote it (studies/ may have moved on since).
+    done = subprocess.run([*_cli(), "--spec", str(committed / "spec.json"), "--out", str(out),
                            "--stages", "report"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (out / "summary.csv").read_text() == (committed / "summary.csv").read_text()
@@ -254,3 +255,26 @@ def test_the_committed_study_table_is_what_its_committed_episodes_give(tmp_path)
     assert study["machine"] == before["machine"] and "H100" in study["machine"]
     assert {k: v for k, v in study.items() if k != "wall_seconds" and k != "wall_minutes_total"} == \
         {k: v for k, v in before.items() if k != "wall_seconds" and k != "wall_minutes_total"}
+
+
+def test_runs_trained_for_an_earlier_spec_are_moved_aside_and_left_out_of_the_table(tmp_path):
+    """A condition that failed the competence gate gets more steps; its finished runs (results carried back, no
+    weights) were trained for the old spec, so they must run again and never be mixed into the new table. They
+    are moved, not deleted; the other condition's runs stay done."""
+    import shutil
+
+    out = tmp_path / "study"
+    shutil.copytree(ROOT / "reports" / "study", out)
+    raw = json.loads((out / "spec.json").read_text())
+    raw["data"]["balanced"]["max_steps"] = 3 * raw["finetune"]["max_steps"]
+    (tmp_path / "longer.json").write_text(json.dumps(raw))
+    done = subprocess.run([*_cli(), "--spec", str(tmp_path / "longer.json"), "--out", str(out), "--stages",
+                           "finetune,report"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("max_steps 2000 -> 6000: moved to runs/balanced__") == 10
+    assert "[finetune] 10 already done, 20 to run" in done.stdout  # seed s0-1 served; balanced and seed 2 to run
+    moved = sorted(p.name for p in (out / "runs").glob("balanced__*.superseded-1"))
+    assert len(moved) == 10 and all((out / "runs" / m / "eval" / "episodes.csv").exists() for m in moved)
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
+    assert (summary[summary.data == "balanced"]["n_seeds"] == 0).all()
+    assert (summary[summary.data == "seed"]["n_seeds"] == 2).all()

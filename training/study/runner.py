@@ -119,8 +119,9 @@ def unit_finetune(spec: StudySpec, layout: Layout, data: str, tuning: str, seed:
     start = {"init_checkpoint": layout.base / "model"} if spec.base.episodes else \
         {"backbone_checkpoint": layout.backbone / "model"}
     cfg = FinetuneConfig(dataset_paths=dataset_roots(layout.data(data)), output_dir=out, preset=spec.preset,
-                         tune=tune, max_steps=f.max_steps, batch_size=f.batch_size, learning_rate=f.learning_rate,
-                         save_steps=f.save_steps, seed=seed, compile=f.compile, resume=out.exists(), **start)
+                         tune=tune, max_steps=spec.training(data, tuning, seed)["max_steps"],
+                         batch_size=f.batch_size, learning_rate=f.learning_rate, save_steps=f.save_steps, seed=seed,
+                         compile=f.compile, resume=out.exists(), **start)
     mark_done(out, machine=machine(), **_train(cfg, name))
     return {}
 
@@ -265,6 +266,38 @@ def _start_ray(address: str | None, cpus: float):
 STAGES = ("demos", "backbone", "base", "finetune", "evaluate", "diagnose", "report")
 
 
+def recorded_training(model: Path) -> dict[str, Any] | None:
+    """A finished fine-tune's training as its config.json records it, in ``StudySpec.training``'s keys."""
+    config = model / "config.json"
+    if not config.exists():
+        return None
+    meta = json.loads(config.read_text())
+    run = meta.get("run", {})
+    return {"max_steps": run.get("max_steps"), "batch_size": run.get("batch_size"),
+            "learning_rate": run.get("learning_rate"), "seed": run.get("seed"), "tune": meta.get("tune")}
+
+
+def supersede_stale_runs(spec: StudySpec, layout: Layout, log: Callable[[str], None]) -> list[str]:
+    """Runs trained for another version of the spec (e.g. a condition given more steps after it failed the
+    competence gate) are moved aside, results and all, so they are trained again and never mixed into the table.
+    Every run of the spec is checked, whatever seeds this sitting runs. Nothing is deleted."""
+    moved = []
+    for data, tuning, seed in spec.run_ids():
+        name = run_name(data, tuning, seed)
+        recorded = recorded_training(layout.model(name))
+        wanted = spec.training(data, tuning, seed)
+        if recorded is None or recorded == wanted:
+            continue
+        k = 1
+        while layout.run(f"{name}.superseded-{k}").exists():
+            k += 1
+        layout.run(name).rename(layout.run(f"{name}.superseded-{k}"))
+        changed = ", ".join(f"{key} {recorded[key]} -> {wanted[key]}" for key in wanted if recorded[key] != wanted[key])
+        log(f"[finetune] {name} was trained with {changed}: moved to runs/{name}.superseded-{k}, to run again")
+        moved.append(name)
+    return moved
+
+
 def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Callable[[str], None] = print,
               stages: tuple[str, ...] = STAGES, seeds: tuple[int, ...] | None = None) -> Path:
     """Run the named stages (all by default) for the given training seeds (all by default). A subset lets the work
@@ -282,6 +315,7 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     ray = _start_ray(address, os.cpu_count() or 1)
     progress = Progress(log)
     failed: dict[str, str] = {}
+    supersede_stale_runs(spec, layout, log)
     timings_path = layout.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     runs = [r for r in spec.run_ids() if seeds is None or r[2] in seeds]

@@ -39,6 +39,7 @@ class DataSpec:
     name: str
     recipe: str
     episodes: int = 100  # kept demos per dataset of the recipe
+    max_steps: int = 0  # this condition's fine-tuning steps; 0: finetune.max_steps
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,14 @@ class StudySpec:
     diagnose_seeds: int = 1  # rendered frames per matrix cell for diagnose's probes
     baseline_tuning: str = "gr00t_default"  # effects of tuning are read against this one
 
+    def training(self, data: str, tuning: str, seed: int) -> dict[str, Any]:
+        """What defines one fine-tune's training, as its checkpoint records it (config.json: ``run`` and ``tune``):
+        a finished run whose record differs was trained for another version of the spec."""
+        d = next(x for x in self.data if x.name == data)
+        f = self.finetune
+        return {"max_steps": d.max_steps or f.max_steps, "batch_size": f.batch_size, "learning_rate": f.learning_rate,
+                "seed": seed, "tune": next(t.tune for t in self.tunings if t.name == tuning).to_dict()}
+
     def run_ids(self) -> list[tuple[str, str, int]]:
         # Seed-major: every condition's first seed is queued before any replicate, so a sitting cut short still
         # holds one complete data x tuning table.
@@ -182,6 +191,8 @@ def parse_spec(raw: Any, source: str = "spec") -> StudySpec:
             raise SpecError(f"data.{name}.recipe {d.recipe!r} is not a recipe; choose one of {', '.join(RECIPES)}")
         if d.episodes < 1:
             raise SpecError(f"data.{name}.episodes must be at least 1")
+        if d.max_steps < 0:
+            raise SpecError(f"data.{name}.max_steps must be 0 (finetune.max_steps) or more")
         if name == BASE_DATA:
             raise SpecError(f"data.{name}: {BASE_DATA!r} names the base model's demos; call this condition "
                             f"something else")
@@ -256,5 +267,6 @@ def load_spec(path: Path) -> StudySpec:
 def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
     out = dataclasses.asdict(spec)
     out["tunings"] = {t.name: t.tune.to_dict() for t in spec.tunings}
-    out["data"] = {d.name: {"recipe": d.recipe, "episodes": d.episodes} for d in spec.data}
+    out["data"] = {d.name: {"recipe": d.recipe, "episodes": d.episodes, "max_steps": d.max_steps or
+                            spec.finetune.max_steps} for d in spec.data}
     return out
