@@ -34,7 +34,33 @@ def test_finetune_step_rate_is_measured_on_cpu():
 
 
 def test_cpu_training_records_time_the_cheapest_and_the_dearest_tuning():
-    records = bench.cpu_training_records(batch_size=2, steps=1)
+    records = list(bench.cpu_training_records(batch_size=2, steps=1))
     assert [r["name"] for r in records] == ["cpu_finetune_s_per_step_batch2_gr00t_default",
                                             "cpu_finetune_s_per_step_batch2_full"]
     assert all(r["value"] > 0 and r["unit"] == "s/step" and r["machine"].startswith("CPU") for r in records)
+
+
+def test_a_run_cut_short_keeps_every_figure_it_finished(tmp_path):
+    """The first GPU run wrote nothing in 280 s: each record is now written as it is measured."""
+    path = tmp_path / "benchmarks.json"
+
+    def figures():
+        yield bench.record("first", 1.0, "x")
+        yield bench.record("second", 2.0, "x")
+        raise RuntimeError("the lease ended")
+
+    with pytest.raises(RuntimeError):
+        bench.write_as_measured(figures(), path)
+    assert [r["name"] for r in json.loads(path.read_text())] == ["first", "second"]
+
+
+def test_the_grid_and_demo_figures_run_on_the_cpu(tmp_path):
+    """The VLA through the real grid (vector env in worker processes, batched inference) against the scripted
+    expert, and demo generation with workers: tiny here, the small preset on the GPU box. No speed is asserted."""
+    small = bench.GridBench(preset="tiny", seeds=1, num_envs=2, workers=2, max_steps=30, scenarios=("H,H",))
+    records = {r["name"]: r for r in bench.grid_figures(small, torch.device("cpu"))}
+    assert set(records) == {"vla_grid_episodes_per_min", "vla_grid_env_steps_per_s", "scripted_grid_episodes_per_min",
+                            "scripted_grid_env_steps_per_s", "vla_grid_vs_scripted_ratio"}
+    assert all(r["value"] > 0 for r in records.values())
+    (demos,) = bench.demo_figures(episodes=2, image_size=32, workers=2)
+    assert demos["name"] == "demo_generation_demos_per_min" and demos["value"] > 0

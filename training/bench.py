@@ -2,26 +2,31 @@
 
     chefmate-bench                  # the default grid on this machine: cpu_* records (--table: embedded_bench's table)
     chefmate-bench --training       # also a fine-tuning step's cost here, at the study's batch (cpu_finetune_*)
-    chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput (eager and compiled),
-                                    # fine-tuning steps/s (eager and --compile), 8 concurrent fine-tunes against one
+    chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput (compiled, then eager),
+                                    # fine-tuning steps/s (compiled, then eager), 8 concurrent fine-tunes against
+                                    # one, the VLA through the real grid against the scripted expert, demos/min
+    chefmate-bench --gpu --quick    # the same figures, fewer repetitions (about a minute less)
 
-GPU figures use synthetic batches of the real shapes (both cameras, the small preset), so they need no datasets;
-the LLM is the shipped MiniLM when its package is installed, else random weights of the same shapes. A record
-replaces the earlier one of the same name; reports/benchmarks.md explains them.
+Each record is written the moment it is measured, so a run cut short keeps what it measured. GPU figures use
+synthetic batches and a random-weight checkpoint of the real shapes (both cameras, the small preset), so they need
+no datasets; the LLM is the shipped MiniLM when its package is installed, else random weights of the same shapes.
+A record replaces the earlier one of the same name; reports/benchmarks.md explains them.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -42,6 +47,17 @@ def write_records(records: list[dict[str, Any]], path: Path = RECORDS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Read back by the next run: a kill mid-write must not tear the other records.
     write_text_atomic(path, json.dumps([r for r in old if r["name"] not in names] + records, indent=2) + "\n")
+
+
+def write_as_measured(records: Iterable[dict[str, Any]], path: Path = RECORDS) -> int:
+    """Each record into ``path`` the moment it is measured, and one line of it on the console: a run cut short
+    (a lease that ends, a crash in a later figure) keeps every figure it finished."""
+    n = 0
+    for r in records:
+        write_records([r], path)
+        print(f"{r['name']}: {r['value']:,} {r['unit']} ({r['machine']})", flush=True)
+        n += 1
+    return n
 
 
 def record(name: str, value: float, unit: str) -> dict[str, Any]:
@@ -71,7 +87,7 @@ def _model(tune: Any = None):
     return model, tune
 
 
-def chunk_figures(device: torch.device, compiled: bool) -> list[dict[str, Any]]:
+def chunk_figures(device: torch.device, compiled: bool, runs: int = 20) -> Iterator[dict[str, Any]]:
     """Chunk latency at batch 1 and chunks/s at 64/256/1024; ``compiled`` as ``vla:PATH?compile=1`` (the warm-up
     calls hold the compiling). The eager figures carry the suffix ``_eager``."""
     from training.probe_vram import chunk_latency_ms
@@ -81,12 +97,10 @@ def chunk_figures(device: torch.device, compiled: bool) -> list[dict[str, Any]]:
     if compiled:
         model.compile_inference()
     suffix = "" if compiled else "_eager"
-    out = []
     for size in (1, 64, 256, 1024):
-        ms = chunk_latency_ms(model, model.cfg, runs=20, device=device, seed=0, batch_size=size)
-        out.append(record(f"chunk_latency_ms_batch1{suffix}", ms, "ms") if size == 1 else
-                   record(f"chunks_per_s_batch{size}{suffix}", size / (ms / 1000), "chunks/s"))
-    return out
+        ms = chunk_latency_ms(model, model.cfg, runs=runs, device=device, seed=0, batch_size=size)
+        yield (record(f"chunk_latency_ms_batch1{suffix}", ms, "ms") if size == 1 else
+               record(f"chunks_per_s_batch{size}{suffix}", size / (ms / 1000), "chunks/s"))
 
 
 def finetune_steps_per_s(device: torch.device, batch_size: int, compiled: bool, steps: int = 50,
@@ -113,21 +127,89 @@ def concurrent_speedup(runs: int, batch_size: int) -> tuple[float, float]:
     return launch(1), launch(runs)
 
 
-def gpu_records(concurrent: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class GridBench:
+    """The VLA through the real grid (vector env in worker processes, one batched inference call per step) against
+    the scripted expert on the same grid and envs. A random-weight checkpoint acts as a trained one costs."""
+
+    preset: str = "small"
+    families: tuple[str, ...] = ("negation",)
+    seeds: int = 4  # per (cell, instruction): 8 cells x 5 instructions x 4 = 160 episodes
+    num_envs: int = 64
+    workers: int = 0  # 0: every core but one (the parent batches inference)
+    max_steps: int = 0  # 0: the task's episode limit
+    scenarios: tuple[str, ...] = ()  # () = the eight seed cells
+
+
+def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, Any]]:
+    import tempfile
+
+    from eval.run_matrix import MatrixConfig, run
+    from eval.report import load_episodes
+    from leisaac_tasks import MAX_EPISODE_STEPS
+    from leisaac_tasks.scenarios import SEED_SCENARIOS, Scenario
+    from policies.vla.config import PRESETS
+    from policies.vla.model import VLA
+    from policies.vla.normalize import NormStats
+
+    cfg = PRESETS[bench.preset]
+    workers = bench.workers or max(1, (os.cpu_count() or 2) - 1)
+    scenarios = tuple(Scenario.parse(s) for s in bench.scenarios) or SEED_SCENARIOS
+    norm = NormStats((-100.0,) * 6, (100.0,) * 6, (-20.0,) * 6, (20.0,) * 6, horizon=cfg.action_horizon)
+    rates: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        VLA(cfg, norm).save(Path(tmp) / "vla")
+        for name, spec in (("vla", f"vla:{Path(tmp) / 'vla'}?device={device.type}"), ("scripted", "expert")):
+            out = Path(tmp) / name
+            mc = MatrixConfig(policies=(spec,), scenarios=scenarios, families=bench.families,
+                              seeds=tuple(range(bench.seeds)), image_size=cfg.image_size, out=out,
+                              num_envs=bench.num_envs, workers=min(workers, bench.num_envs),
+                              max_steps=bench.max_steps or MAX_EPISODE_STEPS)
+            began = time.perf_counter()
+            run(mc, progress=False)
+            minutes = (time.perf_counter() - began) / 60
+            episodes = load_episodes(out / "episodes.csv")
+            rates[name] = (len(episodes) / minutes, float(episodes["steps"].sum()) / (minutes * 60))
+            yield record(f"{name}_grid_episodes_per_min", rates[name][0], "episodes/min")
+            yield record(f"{name}_grid_env_steps_per_s", rates[name][1], "env-steps/s")
+    # Per env-step: a random VLA runs its episodes to the step limit, the expert stops when done.
+    yield record("vla_grid_vs_scripted_ratio", rates["vla"][1] / rates["scripted"][1], "x (env-steps/s)")
+
+
+def demo_figures(episodes: int = 200, image_size: int = 96, workers: int = 0) -> Iterator[dict[str, Any]]:
+    """Demo generation as the study's demos unit runs it (worker processes, 4 envs each), on all cores."""
+    import tempfile
+
+    from training.demos.generate import GenerateConfig, generate
+
+    workers = workers or os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        generate(GenerateConfig(recipe="generic", out=Path(tmp) / "demos", episodes=episodes, image_size=image_size,
+                                num_envs=4 * workers if workers > 1 else 1, workers=workers), progress=False)
+        minutes = (time.perf_counter() - began) / 60
+    yield record("demo_generation_demos_per_min", episodes / minutes, "demos/min")
+
+
+def gpu_records(concurrent: int, quick: bool = False) -> Iterator[dict[str, Any]]:
+    """The --gpu figures, most wanted first, each yielded as soon as it is measured."""
     device = torch.device("cuda")
-    records = chunk_figures(device, compiled=False) + chunk_figures(device, compiled=True)
+    runs, steps = (10, 30) if quick else (20, 50)
+    yield from chunk_figures(device, compiled=True, runs=runs)
     for size in (32, 96):
-        records.append(record(f"finetune_steps_per_s_batch{size}", finetune_steps_per_s(device, size, False),
-                              "steps/s"))
-        records.append(record(f"finetune_steps_per_s_batch{size}_compiled",
-                              finetune_steps_per_s(device, size, True), "steps/s"))
+        yield record(f"finetune_steps_per_s_batch{size}", finetune_steps_per_s(device, size, True, steps), "steps/s")
     one, many = concurrent_speedup(concurrent, 32)
-    records.append(record(f"concurrent_finetunes_aggregate_steps_per_s_{concurrent}", many, "steps/s"))
-    records.append(record("concurrent_finetunes_speedup", many / one, "x"))
-    return records
+    yield record(f"concurrent_finetunes_aggregate_steps_per_s_{concurrent}", many, "steps/s")
+    yield record("concurrent_finetunes_speedup", many / one, "x")
+    yield from grid_figures(GridBench(seeds=2 if quick else 4), device)
+    yield from demo_figures(episodes=100 if quick else 200)
+    yield from chunk_figures(device, compiled=False, runs=runs)
+    for size in (32, 96):
+        yield record(f"finetune_steps_per_s_batch{size}_eager", finetune_steps_per_s(device, size, False, steps),
+                     "steps/s")
 
 
-def cpu_records() -> list[dict[str, Any]]:
+def cpu_records() -> Iterator[dict[str, Any]]:
     """The default `make matrix` grid on this machine, timed end to end."""
     import tempfile
 
@@ -138,18 +220,18 @@ def cpu_records() -> list[dict[str, Any]]:
         start = time.perf_counter()
         run(cfg, progress=False)
         minutes = (time.perf_counter() - start) / 60
-    return [record("cpu_grid_episodes_per_min", len(cfg.episodes()) / minutes, "episodes/min")]
+    yield record("cpu_grid_episodes_per_min", len(cfg.episodes()) / minutes, "episodes/min")
 
 
-def cpu_training_records(batch_size: int = 96, steps: int = 3) -> list[dict[str, Any]]:
+def cpu_training_records(batch_size: int = 96, steps: int = 3) -> Iterator[dict[str, Any]]:
     """Seconds per fine-tuning step here at the study's batch, for the cheapest tuning the study trains (GR00T's
     default, backbone frozen) and the dearest (full): what the 30 fine-tunes of 2,000 steps would cost on this box."""
     from policies.vla.tuning import TuneConfig
 
     cpu = torch.device("cpu")
-    return [record(f"cpu_finetune_s_per_step_batch{batch_size}_{name}",
-                   1 / finetune_steps_per_s(cpu, batch_size, False, steps, tune), "s/step")
-            for name, tune in (("gr00t_default", TuneConfig()), ("full", TuneConfig(tune_llm=True, tune_visual=True)))]
+    for name, tune in (("gr00t_default", TuneConfig()), ("full", TuneConfig(tune_llm=True, tune_visual=True))):
+        yield record(f"cpu_finetune_s_per_step_batch{batch_size}_{name}",
+                     1 / finetune_steps_per_s(cpu, batch_size, False, steps, tune), "s/step")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", action="store_true", help="also print training.embedded_bench's table")
     p.add_argument("--training", action="store_true",
                    help="without --gpu: also time fine-tuning steps on this CPU (the small preset, batch 96; ~1 min)")
+    p.add_argument("--quick", action="store_true", help="with --gpu: fewer repetitions, the same figures")
     p.add_argument("--one-finetune", type=int, help=argparse.SUPPRESS)  # a child of the concurrency figure
     a = p.parse_args(argv)
     if a.one_finetune:
@@ -170,12 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --gpu needs a CUDA GPU, and torch sees none here; run chefmate-bench without --gpu",
               file=sys.stderr)
         return 2
-    records = gpu_records(a.concurrent) if a.gpu else cpu_records()
+    records = gpu_records(a.concurrent, a.quick) if a.gpu else cpu_records()
     if a.training and not a.gpu:
-        records += cpu_training_records()
-    write_records(records)
-    for r in records:
-        print(f"{r['name']}: {r['value']:,} {r['unit']} ({r['machine']})")
+        records = itertools.chain(records, cpu_training_records())
+    write_as_measured(records)
     if a.table:
         from training.embedded_bench import main as table
 
