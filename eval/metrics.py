@@ -376,8 +376,8 @@ def _oracle_label(scenario: str, intent: str) -> str:
 
 
 def oracle_influence_index(df: pd.DataFrame) -> float:
-    """The language influence index of the oracle's own outcomes on the same (scenario, instruction) cells:
-    the ceiling the index can be read against (a fraction of it)."""
+    """The language influence index of the oracle's own outcomes on the same (scenario, instruction) cells: what a
+    policy that does exactly what is asked gets; above it, a policy over-reacts."""
     if df.empty:
         return float("nan")
     cells = df[["scenario", "instruction", "intent"]].drop_duplicates()

@@ -194,13 +194,13 @@ TYPO_VARIANTS = 2
 
 def misspell(word: str, rng) -> str:
     """One light typo, as speech-to-text or a hurried hand makes it: a letter dropped, doubled or two swapped."""
-    k = int(rng.integers(1, len(word) - 1))  # never the first letter
+    k = int(rng.integers(1, len(word) - 1))  # never the first letter, never the last: k + 1 is in the word
     kind = int(rng.integers(3))
     if kind == 0:
         return word[:k] + word[k + 1:]
     if kind == 1:
         return word[:k] + word[k] + word[k:]
-    return word[:k] + word[k + 1] + word[k] + word[k + 2:] if k + 1 < len(word) else word[:k] + word[k] + word[k:]
+    return word[:k] + word[k + 1] + word[k] + word[k + 2:]
 
 
 @register_family("typo", rewords=True)

@@ -35,9 +35,14 @@ def _one_typo_apart(word: str, name: str) -> bool:
     return any(long_[:k] + long_[k + 1:] == short for k in range(len(long_)))
 
 
+def _named_slices(text: str) -> list[tuple[int, str]]:
+    """(position, slice) of every slice the text names by name."""
+    return [(m.start(), name) for name, words in OBJECT_WORDS.items() for w in words
+            for m in re.finditer(rf"\b{w}\b", text)]
+
+
 def _mentions(clause: str) -> list[tuple[int, str]]:
-    found = [(m.start(), name) for name, words in OBJECT_WORDS.items() for w in words
-             for m in re.finditer(rf"\b{w}\b", clause)]
+    found = _named_slices(clause)
     found += [(m.start(), food) for food in OTHER_FOOD for m in re.finditer(rf"\b{food}\b", clause)]
     found += [(m.start(), _COLOURED[m.group(1)]) for m in re.finditer(rf"\b({'|'.join(_COLOURED)}) slice\b", clause)]
     if not found:  # only then: a misspelled name
@@ -53,8 +58,7 @@ def _first_object(clause: str) -> str | None:
 
 def first_named_slice(text: str) -> str | None:
     """The first slice the text names, whatever the words around it say: all a bag-of-words reader gets."""
-    mentions = [(m.start(), name) for name, words in OBJECT_WORDS.items() for w in words
-                for m in re.finditer(rf"\b{w}\b", text.lower())]
+    mentions = _named_slices(text.lower())
     return min(mentions)[1] if mentions else None
 
 

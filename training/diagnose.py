@@ -40,7 +40,7 @@ import torch
 from eval.metrics import asks_to_act, pair_kind, pair_relation
 from leisaac_tasks.instructions import SEED_INSTRUCTIONS, Instruction
 from leisaac_tasks.perturbations import build_instructions
-from leisaac_tasks.scenarios import SEED_SCENARIOS, Scenario
+from leisaac_tasks.scenarios import INGREDIENTS, SEED_SCENARIOS, Placement, Scenario
 from leisaac_tasks.units import JOINT_HIGH, JOINT_LOW, lerobot_to_sim
 from policies.base import Policy
 from policies.registry import make_policy
@@ -384,7 +384,7 @@ def competence(df) -> float | None:
     from eval.metrics import attempted
 
     df = attempted(df)
-    one_choice = [asks_to_act(s, i) and sum(Scenario.parse(s).placement(n).value == "H" for n in ("cheese", "bread"))
+    one_choice = [asks_to_act(s, i) and sum(Scenario.parse(s).placement(n) == Placement.HOLDER for n in INGREDIENTS)
                   == 1 for s, i in zip(df["scenario"], df["intent"])]
     rows = df[np.asarray(one_choice, dtype=bool)] if len(df) else df
     return float(rows["success"].mean()) if len(rows) else None

@@ -114,14 +114,15 @@ def unit_finetune(spec: StudySpec, layout: Layout, data: str, tuning: str, seed:
     _threads(spec.resources.cpus_per_task)
     name = run_name(data, tuning, seed)
     tune = next(t.tune for t in spec.tunings if t.name == tuning)
+    # The settings supersede_stale_runs compares against what a finished run recorded: one source for both.
+    training = {k: v for k, v in spec.training(data, tuning, seed).items() if k != "tune"}
     f = spec.finetune
     out = layout.model(name)
     start = {"init_checkpoint": layout.base / "model"} if spec.base.episodes else \
         {"backbone_checkpoint": layout.backbone / "model"}
     cfg = FinetuneConfig(dataset_paths=dataset_roots(layout.data(data)), output_dir=out, preset=spec.preset,
-                         tune=tune, max_steps=spec.training(data, tuning, seed)["max_steps"],
-                         batch_size=f.batch_size, learning_rate=f.learning_rate, save_steps=f.save_steps, seed=seed,
-                         compile=f.compile, resume=out.exists(), **start)
+                         tune=tune, save_steps=f.save_steps, compile=f.compile, resume=out.exists(), **training,
+                         **start)
     mark_done(out, machine=machine(), **_train(cfg, name))
     return {}
 
