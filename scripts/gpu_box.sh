@@ -9,6 +9,8 @@
 #           scripts/gpu_box.sh start SPEC [ARGS]         # install, check, start the study as a daemon from a snapshot
 #                                                        #   of the code (ARGS: e.g. --seeds 0), and beside it a GPU
 #                                                        #   smoke of every stage (~2 min) that must pass
+#           scripts/gpu_box.sh install                   # the wheels into /tmp/site, the EGL loader (start does it)
+#           scripts/gpu_box.sh run CMD [ARGS]            # CMD in the box's environment, e.g. chefmate-bench --gpu
 #           scripts/gpu_box.sh stop                      # the study and its Ray (then `start` again resumes it)
 #           scripts/gpu_box.sh watch SECONDS             # progress until the study ends or SECONDS pass
 #           scripts/gpu_box.sh collect OUT               # the report, every small result file, the logs
@@ -66,15 +68,23 @@ restore)
   if [ -f "$src/study_results.tgz" ]; then tar -C "$study" -xzf "$src/study_results.tgz"; else cp -r "$src"/. "$study"/; fi
   echo "restored $(find "$study" -name DONE.json -path '*/eval/*' | wc -l) evaluated runs into $study"
   ;;
-start)
-  spec=${2:?spec}; shift 2
-  began=$(date +%s)
-  if pgrep -f "training.study.cli --spec" >/dev/null; then echo "a study is running already: watch it, or stop it" >&2; exit 1; fi
+install)
+  # Once per box: the EGL/GL loader (MuJoCo renders through the driver's EGL) and the staged wheels.
   if [ ! -d "$site" ]; then
     for f in "$here"/.gl/*.deb; do if [ -e "$f" ]; then dpkg -x "$f" /; fi; done; ldconfig || true
     "$0" unpack >/dev/null
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$stage"/wheels/*.whl
   fi
+  ;;
+run)
+  # One command in the environment the study gets (the wheels, offline Hugging Face, MuJoCo on EGL), from the tree.
+  shift; box_env; exec "$@"
+  ;;
+start)
+  spec=${2:?spec}; shift 2
+  began=$(date +%s)
+  if pgrep -f "training.study.cli --spec" >/dev/null; then echo "a study is running already: watch it, or stop it" >&2; exit 1; fi
+  "$0" install
   # The study runs from a snapshot: later uploads may change the tree. Wheels and venvs stay out of it.
   rm -rf "$code"; mkdir -p "$code"
   tar -C "$here" --exclude=./.venv --exclude=./.gpu --exclude=./.gl --exclude=./.git -cf - . | tar -C "$code" -xf -
