@@ -62,5 +62,8 @@ def test_the_grid_and_demo_figures_run_on_the_cpu(tmp_path):
     assert set(records) == {"vla_grid_episodes_per_min", "vla_grid_env_steps_per_s", "scripted_grid_episodes_per_min",
                             "scripted_grid_env_steps_per_s", "vla_grid_vs_scripted_ratio"}
     assert all(r["value"] > 0 for r in records.values())
-    (demos,) = bench.demo_figures(episodes=2, image_size=32, workers=2)
+    demos, *shares = bench.demo_figures(episodes=2, image_size=32, workers=2)
     assert demos["name"] == "demo_generation_demos_per_min" and demos["value"] > 0
+    # The writing process's profile: where its wall time went, parts that cannot add up to more than all of it.
+    assert [r["name"] for r in shares] == [f"demo_generation_share_{p}" for p in ("envs", "expert", "writing")]
+    assert all(r["value"] > 0 for r in shares) and sum(r["value"] for r in shares) <= 1.0

@@ -130,7 +130,7 @@ def _generate(cfg: GenerateConfig, progress: bool) -> list[DatasetTally]:
         env.close()
     summary = {t.name: {"kept": t.kept, "attempts": t.attempts, "rejection_rate": round(t.rejection_rate, 4),
                         "frames": t.frames, "wall_seconds_this_run": round(t.wall_seconds, 1),
-                        "rejected_cells": t.rejected_cells} for t in tallies}
+                        "parent_seconds": t.parent_seconds, "rejected_cells": t.rejected_cells} for t in tallies}
     (cfg.out / "generation.json").write_text(json.dumps({"recipe": cfg.recipe, "datasets": summary}, indent=2))
     return tallies
 

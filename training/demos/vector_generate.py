@@ -124,8 +124,12 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
         running: list[_Recording | None] = [None] * env.num_envs
         actions = np.zeros((env.num_envs, 6))
         changed = True  # results arrived since the last refill: re-plan (the plan costs ~horizon numpy ops)
+        spent = dict.fromkeys(("envs", "expert", "writing"), 0.0)
         while True:
+            t0 = time.perf_counter()
             _write_ready(sched, writer, cfg, plan, bar)
+            t1 = time.perf_counter()
+            spent["writing"] += t1 - t0
             if writer.episodes >= cfg.episodes:
                 break
             if sched.next_commit >= sched.budget:
@@ -135,14 +139,18 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
                 changed = False
             active = [i for i, r in enumerate(running) if r is not None]
             obs = env.observations(active)
+            t2 = time.perf_counter()
             for row, i in enumerate(active):
                 observation = {key: np.array(v[row]) for key, v in obs.items()}  # copies, not views of the batch
                 action = np.array(actor.act_one(i, observation, env.info(i)))
                 actions[i] = action
                 running[i].frames.append((observation, action))
+            t3 = time.perf_counter()
             mask = np.zeros(env.num_envs, dtype=bool)
             mask[active] = True
             env.step(actions, mask)
+            spent["envs"] += t2 - t1 + time.perf_counter() - t3
+            spent["expert"] += t3 - t2
             for i in active:
                 rec = running[i]
                 rec.clock.tick(actor.done(i))
@@ -155,7 +163,9 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
                     changed = True
             bar.set_postfix(attempts=sched.next_commit - first, rejected=sched.resolved - sched.successes)
         bar.close()
-    return tally_journal(plan.name, root, time.perf_counter() - start)
+    tally = tally_journal(plan.name, root, time.perf_counter() - start)
+    tally.parent_seconds = {key: round(value, 2) for key, value in spent.items()}
+    return tally
 
 
 def _write_ready(sched: AttemptScheduler, writer: DemoWriter, cfg: GenerateConfig, plan: DatasetPlan,
