@@ -4,6 +4,9 @@
 # study, and every call ends by collecting what has finished.
 #
 #   here:   scripts/gpu_box.sh pack OUT_DIR              # the wheels (requirements-gpu-box.txt) in parts: OUT_DIR/cNN
+#           scripts/gpu_box.sh pack-demos STUDY OUT_DIR  # optional: demos made here (chefmate-study --stages demos)
+#                                                        #   in parts OUT_DIR/dNN; staged like the wheels, the box
+#                                                        #   then skips its demos stage (about 6 lease minutes)
 #   there:  scripts/gpu_box.sh stage PART_DIR            # one call per part, back to back: copied out of the tree
 #           scripts/gpu_box.sh restore DIR               # results an earlier lease collected, or reports/study
 #           scripts/gpu_box.sh start SPEC [ARGS]         # install, check, start the study as a daemon from a snapshot
@@ -19,7 +22,7 @@
 # rerunning `start` resumes it (chefmate-study redoes only unfinished units). Never `pkill -f` a pattern that this
 # command line itself contains: it kills the command, and the lease with it.
 set -euo pipefail
-stage=${GPU_BOX_STAGE:-/tmp/stage}; site=${GPU_BOX_SITE:-/tmp/site}; code=/tmp/code; study=/tmp/study
+stage=${GPU_BOX_STAGE:-/tmp/stage}; site=${GPU_BOX_SITE:-/tmp/site}; code=/tmp/code; study=${GPU_BOX_STUDY:-/tmp/study}
 log=/tmp/study.log; smoke=/tmp/smoke
 part_mib=${PART_MIB:-59}  # + the code tree (~4 MB) stays under the 64 MiB a call may carry
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,16 +52,33 @@ pack)
   rm -rf "$out/wheels"; du -sh "$out"/c*
   echo "$(ls -d "$out"/c* | wc -l) uploads: one call per part, each carrying it and running 'stage'"
   ;;
+pack-demos)
+  # A study's finished demos (its data/ folder, markers included) in parts: when the GPU comes late, the CPU box
+  # makes them while it waits, and the lease spends a few seconds per upload instead of the demos stage.
+  src=${2:?study folder whose demos stage has run}; out=${3:?output folder}
+  if ! ls "$src"/data/*/DONE.json >/dev/null 2>&1; then
+    echo "$src/data holds no finished demos: run chefmate-study --spec SPEC --out $src --stages demos first" >&2; exit 2
+  fi
+  rm -rf "$out"/d[0-9]*; mkdir -p "$out"
+  tar -C "$src" -cf - data | split -b "${part_mib}M" -d -a 2 - "$out/demos.tar.part"
+  for f in "$out"/demos.tar.part*; do mkdir -p "$out/d${f##*part}"; mv "$f" "$out/d${f##*part}/"; done
+  du -sh "$out"/d*
+  echo "$(ls -d "$out"/d* | wc -l) more uploads: 'stage' each dNN as the wheels; 'start' puts them in the study"
+  ;;
 stage)
   # Out of the tree at once: a later call that carries another part removes this one there.
   mkdir -p "$stage"; cp -r "${2:?part folder}"/. "$stage"/; ls "$stage"
   ;;
 unpack)
-  # The parts, joined, back into wheels (start does this; alone it checks a staging folder).
+  # The parts, joined, back into wheels, and staged demos into the study (start does this; alone it checks).
   if ls "$stage"/wheels.tar.part* >/dev/null 2>&1; then
     cat "$stage"/wheels.tar.part* | tar -C "$stage" -xf - && rm -f "$stage"/wheels.tar.part*
   fi
-  ls "$stage"/wheels
+  if ls "$stage"/demos.tar.part* >/dev/null 2>&1; then
+    mkdir -p "$study"; cat "$stage"/demos.tar.part* | tar -C "$study" -xf - && rm -f "$stage"/demos.tar.part*
+    echo "demos made elsewhere: $(ls "$study"/data | tr '\n' ' ')"
+  fi
+  ls "$stage"/wheels 2>/dev/null || true
   ;;
 restore)
   # Results an earlier lease collected (study_results.tgz), into the study folder: `start` then skips every unit
@@ -85,6 +105,7 @@ start)
   began=$(date +%s)
   if pgrep -f "training.study.cli --spec" >/dev/null; then echo "a study is running already: watch it, or stop it" >&2; exit 1; fi
   "$0" install
+  "$0" unpack | grep -v '\.whl$' || true  # demos staged after the wheels were installed, if any
   # The study runs from a snapshot: later uploads may change the tree. Wheels and venvs stay out of it.
   rm -rf "$code"; mkdir -p "$code"
   tar -C "$here" --exclude=./.venv --exclude=./.gpu --exclude=./.gl --exclude=./.git -cf - . | tar -C "$code" -xf -

@@ -66,3 +66,40 @@ def test_pack_then_stage_each_part_gives_back_the_same_wheels(tmp_path):
 def test_an_unknown_verb_prints_the_usage(verb):
     done = subprocess.run(["bash", str(SCRIPT), verb], capture_output=True, text=True)
     assert done.returncode == 2 and "scripts/gpu_box.sh pack OUT_DIR" in done.stdout
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_demos_made_here_travel_in_parts_into_the_box_study(tmp_path):
+    """Demos made on the CPU box while the GPU is awaited: packed in parts, staged one call at a time beside the
+    wheels, and unpacked into the box's study folder, markers and all, so its demos stage has nothing to do."""
+    made = tmp_path / "made"
+    for name, size in (("base", 1_800_000), ("seed", 900_000)):
+        (made / "data" / name / "videos").mkdir(parents=True)
+        (made / "data" / name / "videos" / "file-000.mp4").write_bytes(os.urandom(size))
+        (made / "data" / name / "DONE.json").write_text('{"layout_seeds": [0, 9]}')
+    box = tmp_path / "box_study"
+    env = {**os.environ, "PART_MIB": "1", "GPU_BOX_STAGE": str(tmp_path / "stage"), "GPU_BOX_STUDY": str(box)}
+    packed = subprocess.run(["bash", str(SCRIPT), "pack-demos", str(made), str(tmp_path / "parts")], env=env,
+                            capture_output=True, text=True)
+    assert packed.returncode == 0, packed.stderr
+    parts = sorted((tmp_path / "parts").glob("d*"))
+    assert len(parts) == 3 and "3 more uploads" in packed.stdout
+    for part in parts:
+        subprocess.run(["bash", str(SCRIPT), "stage", str(part)], env=env, check=True, capture_output=True)
+    unpacked = subprocess.run(["bash", str(SCRIPT), "unpack"], env=env, capture_output=True, text=True)
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert "demos made elsewhere: base seed" in unpacked.stdout
+    assert _tree(box / "data") == _tree(made / "data")
+    assert not list((tmp_path / "stage").glob("demos.tar.part*"))  # a second unpack has nothing to redo
+
+
+def test_pack_demos_names_the_missing_stage(tmp_path):
+    done = subprocess.run(["bash", str(SCRIPT), "pack-demos", str(tmp_path), str(tmp_path / "parts")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"{tmp_path}/data holds no finished demos: run chefmate-study --spec SPEC "
+                                   f"--out {tmp_path} --stages demos first")
