@@ -75,8 +75,9 @@ class DatasetTally:
     frames: int = 0
     wall_seconds: float = 0.0
     rejected_cells: dict[str, int] = field(default_factory=dict)
-    # Where the generating process spent its wall time (vectorized runs: "envs" waiting on the simulator and its
-    # workers, "expert" choosing actions, "writing" LeRobot's writer and video encoder): what to speed up first.
+    # Where the stepping thread spent its wall time (vectorized runs: "envs" waiting on the simulator and its
+    # workers, "expert" choosing actions, "writing" waiting on LeRobot's writer, which encodes on a thread of its
+    # own and is waited for only when a whole queue behind): what to speed up first.
     parent_seconds: dict[str, float] = field(default_factory=dict)
 
     @property

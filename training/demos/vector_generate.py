@@ -14,6 +14,8 @@ guesses that turn out wrong only cost env time, never change the output.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,74 +118,126 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
     size = (cfg.image_size, cfg.image_size)
     with DemoWriter(root, size, fps=int(DEFAULT_SCENE.control_hz), resume=cfg.resume,
                     checkpoint_every=cfg.checkpoint_every) as writer:
-        first = writer.next_attempt
+        first, kept = writer.next_attempt, writer.episodes
         sched = AttemptScheduler(first, cfg.episodes, len(cells), attempt_budget(cfg, first),
                                  horizon=env.num_envs + 2 * len(cells))
-        bar = tqdm(total=cfg.episodes, initial=min(writer.episodes, cfg.episodes), desc=f"{plan.name}",
-                   unit="demo", disable=not progress)
+        bar = tqdm(total=cfg.episodes, initial=min(kept, cfg.episodes), desc=f"{plan.name}", unit="demo",
+                   disable=not progress)
         running: list[_Recording | None] = [None] * env.num_envs
         actions = np.zeros((env.num_envs, 6))
         changed = True  # results arrived since the last refill: re-plan (the plan costs ~horizon numpy ops)
         spent = dict.fromkeys(("envs", "expert", "writing"), 0.0)
-        while True:
+        with _WriterThread(writer, cfg, plan, bar) as behind:
+            while True:
+                t0 = time.perf_counter()
+                kept = _commit_ready(sched, behind, kept, cfg.episodes)
+                t1 = time.perf_counter()
+                spent["writing"] += t1 - t0  # waiting for the writer, when it is a whole queue behind
+                if kept >= cfg.episodes:
+                    break
+                if sched.next_commit >= sched.budget:
+                    raise out_of_attempts(plan.name, root, kept, cfg.episodes, sched.next_commit)
+                if changed:
+                    _refill(sched, env, actor, running, kept, cfg.seed, cells, cfg.max_steps)
+                    changed = False
+                active = [i for i, r in enumerate(running) if r is not None]
+                obs = env.observations(active)
+                t2 = time.perf_counter()
+                for row, i in enumerate(active):
+                    observation = {key: np.array(v[row]) for key, v in obs.items()}  # copies, not batch views
+                    action = np.array(actor.act_one(i, observation, env.info(i)))
+                    actions[i] = action
+                    running[i].frames.append((observation, action))
+                t3 = time.perf_counter()
+                mask = np.zeros(env.num_envs, dtype=bool)
+                mask[active] = True
+                env.step(actions, mask)
+                spent["envs"] += t2 - t1 + time.perf_counter() - t3
+                spent["expert"] += t3 - t2
+                for i in active:
+                    rec = running[i]
+                    rec.clock.tick(actor.done(i))
+                    if not rec.clock.running:
+                        k, cell = rec.item
+                        record = judge_attempt(cells[cell], cfg.seed + k, k, env.outcome(i), rec.clock.steps,
+                                               rec.clock.settled)
+                        sched.finish(rec.item, Finished(record, rec.frames if record.success else []))
+                        running[i] = None
+                        changed = True
+                bar.set_postfix(attempts=sched.next_commit - first, rejected=sched.resolved - sched.successes)
             t0 = time.perf_counter()
-            _write_ready(sched, writer, cfg, plan, bar)
-            t1 = time.perf_counter()
-            spent["writing"] += t1 - t0
-            if writer.episodes >= cfg.episodes:
-                break
-            if sched.next_commit >= sched.budget:
-                raise out_of_attempts(plan.name, root, writer.episodes, cfg.episodes, sched.next_commit)
-            if changed:
-                _refill(sched, env, actor, running, writer.episodes, cfg.seed, cells, cfg.max_steps)
-                changed = False
-            active = [i for i, r in enumerate(running) if r is not None]
-            obs = env.observations(active)
-            t2 = time.perf_counter()
-            for row, i in enumerate(active):
-                observation = {key: np.array(v[row]) for key, v in obs.items()}  # copies, not views of the batch
-                action = np.array(actor.act_one(i, observation, env.info(i)))
-                actions[i] = action
-                running[i].frames.append((observation, action))
-            t3 = time.perf_counter()
-            mask = np.zeros(env.num_envs, dtype=bool)
-            mask[active] = True
-            env.step(actions, mask)
-            spent["envs"] += t2 - t1 + time.perf_counter() - t3
-            spent["expert"] += t3 - t2
-            for i in active:
-                rec = running[i]
-                rec.clock.tick(actor.done(i))
-                if not rec.clock.running:
-                    k, cell = rec.item
-                    record = judge_attempt(cells[cell], cfg.seed + k, k, env.outcome(i), rec.clock.steps,
-                                           rec.clock.settled)
-                    sched.finish(rec.item, Finished(record, rec.frames if record.success else []))
-                    running[i] = None
-                    changed = True
-            bar.set_postfix(attempts=sched.next_commit - first, rejected=sched.resolved - sched.successes)
+        spent["writing"] += time.perf_counter() - t0  # the writer finishing the last demos
         bar.close()
     tally = tally_journal(plan.name, root, time.perf_counter() - start)
     tally.parent_seconds = {key: round(value, 2) for key, value in spent.items()}
     return tally
 
 
-def _write_ready(sched: AttemptScheduler, writer: DemoWriter, cfg: GenerateConfig, plan: DatasetPlan,
-                 bar: tqdm) -> None:
-    """Write finished attempts in attempt order, as far as they are contiguous."""
-    while writer.episodes < cfg.episodes and sched.next_commit < sched.budget:
-        result = sched.pop_next(writer.episodes)
+def _commit_ready(sched: AttemptScheduler, behind: "_WriterThread", kept: int, episodes: int) -> int:
+    """Hand finished attempts to the writer in attempt order, as far as they are contiguous; the kept count after."""
+    while kept < episodes and sched.next_commit < sched.budget:
+        result = sched.pop_next(kept)
         if result is None:
-            return
+            break
+        kept += result.record.success
+        behind.put(result)
+    return kept
+
+
+class _WriterThread:
+    """LeRobot's writer (frames, then the episode's videos, encoded as it is saved) on a thread of its own, so the
+    envs go on stepping while an episode is encoded: the encoder spends most of its time outside the GIL. Results
+    arrive in attempt order and are written in that order, as the one-env generator writes them. The queue is short:
+    when the writer falls behind, the stepping waits rather than holding every finished episode's frames."""
+
+    def __init__(self, writer: DemoWriter, cfg: GenerateConfig, plan: DatasetPlan, bar: tqdm, depth: int = 4):
+        self.writer, self.cfg, self.plan, self.bar = writer, cfg, plan, bar
+        self.queue: queue.Queue[Finished | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"demo-writer-{plan.name}", daemon=True)
+
+    def __enter__(self) -> "_WriterThread":
+        self.thread.start()
+        return self
+
+    def put(self, result: Finished) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                self.queue.put(result, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"writing {self.plan.name} failed: {self.error}") from self.error
+
+    def _run(self) -> None:
+        while (result := self.queue.get()) is not None:
+            if self.error is None:  # after a failure, drain without writing, so put() never blocks for good
+                try:
+                    self._write(result)
+                except BaseException as exc:  # handed to the stepping thread, which raises it
+                    self.error = exc
+
+    def _write(self, result: Finished) -> None:
         record = result.record
-        record.recipe, record.part = cfg.recipe, plan.name
+        record.recipe, record.part = self.cfg.recipe, self.plan.name
         if record.success:
             for observation, action in result.frames:
-                writer.add_frame(observation, action, record.instruction)
-            writer.keep(record)
-            bar.update(1)
+                self.writer.add_frame(observation, action, record.instruction)
+            self.writer.keep(record)
+            self.bar.update(1)
         else:
-            writer.discard(record)
+            self.writer.discard(record)
+
+    def __exit__(self, *exc: object) -> None:
+        # Every result handed over is written, also when the stepping stopped with an error: nothing is lost.
+        self.queue.put(None)
+        self.thread.join()
+        if exc[0] is None:
+            self._raise_if_failed()
 
 
 def _refill(sched: AttemptScheduler, env: VecSandwichEnv, actor: PerEnvActor, running: list[_Recording | None],
