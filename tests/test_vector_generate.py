@@ -99,3 +99,24 @@ def test_workers_without_enough_envs_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --workers 4 spreads the mujoco backend's envs") and "--num-envs" in err
     assert "\n" not in err and not (tmp_path / "x").exists()
+
+
+def test_a_writer_error_stops_the_run_with_its_cause_and_keeps_what_was_written(runs, tmp_path, monkeypatch):
+    """The writer runs on a thread of its own: an error there (a full disk, say) must end the run with its cause,
+    not leave the envs stepping or hang, and the demos it saved before stay on disk, journal and all."""
+    from leisaac_tasks.dataset import DemoWriter
+
+    keep = DemoWriter.keep
+
+    def keep_one_then_fail(self, attempt):
+        if self.episodes >= 1:
+            raise OSError("No space left on device")
+        keep(self, attempt)
+
+    monkeypatch.setattr(DemoWriter, "keep", keep_one_then_fail)
+    with pytest.raises(RuntimeError, match=f"writing {PART} failed: No space left on device"):
+        generate(GenerateConfig(out=tmp_path / "full", num_envs=3, **RUN), progress=False)
+    journal = _journal(tmp_path / "full" / PART)
+    assert [a for a in journal if a["episode_index"] is not None] == \
+        [a for a in _journal(runs["single"]) if a["episode_index"] == 0]
+    assert load_dataset(tmp_path / "full" / PART).meta.total_episodes == 1
