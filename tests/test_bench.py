@@ -28,6 +28,21 @@ def test_gpu_figures_without_a_gpu_are_one_clear_line(capsys):
     assert len(err) == 1 and "needs a CUDA GPU" in err[0]
 
 
+def test_an_unknown_figure_group_is_one_clear_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--gpu", "--only", "demos,speed"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("unknown figure group speed; choose from chunk,finetune,concurrent,grid,demos,eager")
+
+
+def test_only_runs_the_groups_named(monkeypatch):
+    """A lease cut short reruns what it missed: --only demos measures the demo figure and nothing before it."""
+    monkeypatch.setattr(bench, "demo_figures", lambda episodes: iter([bench.record("demos", float(episodes), "n")]))
+    monkeypatch.setattr(bench, "chunk_figures", lambda *a, **k: pytest.fail("chunk figures were not asked for"))
+    assert [r["value"] for r in bench.gpu_records(8, quick=True, only=("demos",))] == [100.0]
+
+
 def test_finetune_step_rate_is_measured_on_cpu():
     """The step the GPU figures time runs here too (tiny repeat count; no speed is asserted)."""
     assert bench.finetune_steps_per_s(torch.device("cpu"), batch_size=2, compiled=False, steps=1) > 0

@@ -6,6 +6,7 @@
                                     # fine-tuning steps/s (compiled, then eager), 8 concurrent fine-tunes against
                                     # one, the VLA through the real grid against the scripted expert, demos/min
     chefmate-bench --gpu --quick    # the same figures, fewer repetitions (about a minute less)
+    chefmate-bench --gpu --only demos,eager   # some groups only: chunk,finetune,concurrent,grid,demos,eager
 
 Each record is written the moment it is measured, so a run cut short keeps what it measured. GPU figures use
 synthetic batches and a random-weight checkpoint of the real shapes (both cameras, the small preset), so they need
@@ -195,22 +196,42 @@ def demo_figures(episodes: int = 200, image_size: int = 96, workers: int = 0) ->
         yield record(f"demo_generation_share_{part}", spent / seconds, "of wall time")
 
 
-def gpu_records(concurrent: int, quick: bool = False) -> Iterator[dict[str, Any]]:
-    """The --gpu figures, most wanted first, each yielded as soon as it is measured."""
+GPU_GROUPS = ("chunk", "finetune", "concurrent", "grid", "demos", "eager")  # --gpu's order: most wanted first
+
+
+def gpu_records(concurrent: int, quick: bool = False, only: tuple[str, ...] = GPU_GROUPS
+                ) -> Iterator[dict[str, Any]]:
+    """The --gpu figures of the groups in ``only``, most wanted first, each yielded as soon as it is measured."""
     device = torch.device("cuda")
     runs, steps = (10, 30) if quick else (20, 50)
-    yield from chunk_figures(device, compiled=True, runs=runs)
-    for size in (32, 96):
-        yield record(f"finetune_steps_per_s_batch{size}", finetune_steps_per_s(device, size, True, steps), "steps/s")
-    one, many = concurrent_speedup(concurrent, 32)
-    yield record(f"concurrent_finetunes_aggregate_steps_per_s_{concurrent}", many, "steps/s")
-    yield record("concurrent_finetunes_speedup", many / one, "x")
-    yield from grid_figures(GridBench(seeds=2 if quick else 4), device)
-    yield from demo_figures(episodes=100 if quick else 200)
-    yield from chunk_figures(device, compiled=False, runs=runs)
-    for size in (32, 96):
-        yield record(f"finetune_steps_per_s_batch{size}_eager", finetune_steps_per_s(device, size, False, steps),
-                     "steps/s")
+    if "chunk" in only:
+        yield from chunk_figures(device, compiled=True, runs=runs)
+    if "finetune" in only:
+        for size in (32, 96):
+            yield record(f"finetune_steps_per_s_batch{size}", finetune_steps_per_s(device, size, True, steps),
+                         "steps/s")
+    if "concurrent" in only:
+        one, many = concurrent_speedup(concurrent, 32)
+        yield record(f"concurrent_finetunes_aggregate_steps_per_s_{concurrent}", many, "steps/s")
+        yield record("concurrent_finetunes_speedup", many / one, "x")
+    if "grid" in only:
+        yield from grid_figures(GridBench(seeds=2 if quick else 4), device)
+    if "demos" in only:
+        yield from demo_figures(episodes=100 if quick else 200)
+    if "eager" in only:
+        yield from chunk_figures(device, compiled=False, runs=runs)
+        for size in (32, 96):
+            yield record(f"finetune_steps_per_s_batch{size}_eager",
+                         finetune_steps_per_s(device, size, False, steps), "steps/s")
+
+
+def _groups(text: str) -> tuple[str, ...]:
+    groups = tuple(g.strip() for g in text.split(",") if g.strip())
+    unknown = [g for g in groups if g not in GPU_GROUPS]
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(f"unknown figure group {', '.join(unknown) or repr(text)}; "
+                                         f"choose from {','.join(GPU_GROUPS)}")
+    return groups
 
 
 def cpu_records() -> Iterator[dict[str, Any]]:
@@ -247,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--training", action="store_true",
                    help="without --gpu: also time fine-tuning steps on this CPU (the small preset, batch 96; ~1 min)")
     p.add_argument("--quick", action="store_true", help="with --gpu: fewer repetitions, the same figures")
+    p.add_argument("--only", type=_groups, default=GPU_GROUPS, metavar="GROUPS",
+                   help=f"with --gpu: these figure groups only, comma-separated ({','.join(GPU_GROUPS)}), e.g. "
+                        f"what a lease cut short")
     p.add_argument("--one-finetune", type=int, help=argparse.SUPPRESS)  # a child of the concurrency figure
     a = p.parse_args(argv)
     if a.one_finetune:
@@ -257,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --gpu needs a CUDA GPU, and torch sees none here; run chefmate-bench without --gpu",
               file=sys.stderr)
         return 2
-    records = gpu_records(a.concurrent, a.quick) if a.gpu else cpu_records()
+    records = gpu_records(a.concurrent, a.quick, a.only) if a.gpu else cpu_records()
     if a.training and not a.gpu:
         records = itertools.chain(records, cpu_training_records())
     write_as_measured(records)
