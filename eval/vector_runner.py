@@ -240,7 +240,7 @@ def _act(actor, slots: list[int], obs: dict[str, np.ndarray], row_of: dict[int, 
     rows = [row_of[s] for s in slots if s in row_of]  # the slots that looked, in slot order
     sub = {k: v[rows] for k, v in obs.items()}
     if isinstance(actor, PerEnvActor):  # one failing policy must not take the other envs down
-        infos = [env.info(s) for s in slots]
+        infos = env.infos(slots)
         planned = actor.plan_first(slots, sub, infos)
         for k, s in enumerate(slots):
             if s in planned:

@@ -37,6 +37,9 @@ class VecSandwichEnv(Protocol):
     def info(self, env_id: int) -> dict[str, Any]:
         """The privileged info ``SandwichEnv`` returns (object poses, plate region, holder/plate xy, ee_pos)."""
 
+    def infos(self, env_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """``info`` of each of ``env_ids``, in that order: one request per worker where envs live in processes."""
+
     def outcome(self, env_id: int) -> EpisodeOutcome: ...
     def sim_time(self, env_id: int) -> float: ...
     def close(self) -> None: ...
@@ -78,6 +81,9 @@ class MujocoVecEnv:
         if self._info[env_id] is None:
             self._info[env_id] = self.envs[env_id].privileged_info()
         return self._info[env_id]
+
+    def infos(self, env_ids: Sequence[int]) -> list[dict[str, Any]]:
+        return [self.info(i) for i in env_ids]
 
     def outcome(self, env_id: int) -> EpisodeOutcome:
         return self.envs[env_id].outcome()

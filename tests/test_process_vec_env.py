@@ -26,6 +26,18 @@ def test_envs_are_split_into_contiguous_blocks(env):
     assert env.info(0)["scenario"] == Scenario.parse("-,H").label
 
 
+def test_infos_come_from_every_worker_in_the_order_asked(env):
+    """One request per worker, the rows put back in the caller's order: what the per-env calls return."""
+    env.reset_envs([0, 1, 2], [Scenario.parse(s) for s in ("-,H", "H,-", "H,H")], ["pick up the cheese"] * 3,
+                   [1, 2, 3])
+    env.step(np.zeros((3, 6)))
+    infos = env.infos([2, 0, 1])
+    assert [i["scenario"] for i in infos] == [Scenario.parse(s).label for s in ("H,H", "-,H", "H,-")]
+    for i, info in zip([2, 0, 1], infos):
+        np.testing.assert_array_equal(info["ee_pos"], env.info(i)["ee_pos"])
+    assert env.infos([]) == []
+
+
 def test_an_error_inside_a_worker_is_raised_with_its_traceback(env):
     with pytest.raises(WorkerError, match=r"(?s)MuJoCo worker 1 failed:.*Traceback"):
         env.reset_envs([2], ["not a scenario"], ["pick up the cheese"], [0])

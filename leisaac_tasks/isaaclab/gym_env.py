@@ -68,7 +68,7 @@ class IsaacLabSandwichEnv(gym.Env):
         return self.vec.observations(range(self.num_envs)), reward, done, done.copy(), info
 
     def _info(self) -> dict[str, Any]:
-        infos = [self.vec.info(i) for i in range(self.num_envs)]
+        infos = self.vec.infos(range(self.num_envs))
         return {key: [inf[key] for inf in infos] for key in infos[0]}
 
     def render(self) -> np.ndarray:

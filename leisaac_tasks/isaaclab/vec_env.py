@@ -194,6 +194,9 @@ class IsaacLabVecEnv:
     def outcome(self, env_id: int) -> EpisodeOutcome:
         return episode_outcome(self.tracks(env_id), self.layouts[env_id].plate_region(self.spec))
 
+    def infos(self, env_ids: Sequence[int]) -> list[dict[str, Any]]:
+        return [self.info(i) for i in env_ids]
+
     def info(self, env_id: int) -> dict[str, Any]:
         layout = self.layouts[env_id]
         tracks = self.tracks(env_id)

@@ -141,11 +141,11 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
                     _refill(sched, env, actor, running, kept, cfg.seed, cells, cfg.max_steps)
                     changed = False
                 active = [i for i, r in enumerate(running) if r is not None]
-                obs = env.observations(active)
+                obs, infos = env.observations(active), env.infos(active)
                 t2 = time.perf_counter()
                 for row, i in enumerate(active):
                     observation = {key: np.array(v[row]) for key, v in obs.items()}  # copies, not batch views
-                    action = np.array(actor.act_one(i, observation, env.info(i)))
+                    action = np.array(actor.act_one(i, observation, infos[row]))
                     actions[i] = action
                     running[i].frames.append((observation, action))
                 t3 = time.perf_counter()
