@@ -117,6 +117,10 @@ class ProcessVecEnv:
             groups.setdefault(self._where[i][0], []).append(i)
         return groups
 
+    def _call_by_worker(self, method: str, groups: dict[int, list[int]]) -> dict[int, Any]:
+        """``method`` of each worker's envs in ``groups``, called with their local indices, all workers at once."""
+        return self._call_each({w: (method, ([self._where[i][1] for i in ids],)) for w, ids in groups.items()})
+
     def reset_envs(self, env_ids, scenarios, instructions, seeds) -> None:
         rows = {i: (s, t, int(seed)) for i, s, t, seed in zip(env_ids, scenarios, instructions, seeds)}
         requests = {}
@@ -142,8 +146,7 @@ class ProcessVecEnv:
     def observations(self, env_ids: Sequence[int]) -> dict[str, np.ndarray]:
         env_ids = list(env_ids)
         groups = self._by_worker(env_ids)
-        replies = self._call_each({w: ("observations", ([self._where[i][1] for i in ids],))
-                                   for w, ids in groups.items()})
+        replies = self._call_by_worker("observations", groups)
         rows: dict[int, dict[str, np.ndarray]] = {}
         for w, ids in groups.items():
             for k, i in enumerate(ids):
@@ -162,7 +165,7 @@ class ProcessVecEnv:
         # One round trip per worker, all at once: a scripted expert asks for every env's info at every step, and
         # one request per env waits on a worker's wake-up each time (64 envs: 64 waits a step on a busy box).
         groups = self._by_worker(env_ids)
-        replies = self._call_each({w: ("infos", ([self._where[i][1] for i in ids],)) for w, ids in groups.items()})
+        replies = self._call_by_worker("infos", groups)
         rows = {i: replies[w][k] for w, ids in groups.items() for k, i in enumerate(ids)}
         return [rows[i] for i in env_ids]
 
