@@ -104,8 +104,8 @@ start)
   spec=${2:?spec}; shift 2
   began=$(date +%s)
   if pgrep -f "training.study.cli --spec" >/dev/null; then echo "a study is running already: watch it, or stop it" >&2; exit 1; fi
+  "$0" unpack | grep -v '\.whl$' || true  # the wheels' parts, and staged demos into the study (said here)
   "$0" install
-  "$0" unpack | grep -v '\.whl$' || true  # demos staged after the wheels were installed, if any
   # The study runs from a snapshot: later uploads may change the tree. Wheels and venvs stay out of it.
   rm -rf "$code"; mkdir -p "$code"
   tar -C "$here" --exclude=./.venv --exclude=./.gpu --exclude=./.gl --exclude=./.git -cf - . | tar -C "$code" -xf -
