@@ -60,7 +60,10 @@ _EMPTY = MetricValue(float("nan"), float("nan"), float("nan"), 0)
 
 
 def error_rows(df: pd.DataFrame) -> pd.Series:
-    """True for episodes that ended in a policy or robot error: they have no outcome to score."""
+    """True for episodes that ended in a policy or robot error: they have no outcome to score. A table without a
+    ``behaviour`` column (older CSVs, hand-made tables) records no errors."""
+    if "behaviour" not in df:
+        return pd.Series(False, index=df.index)
     return df["behaviour"].isin(ERROR_BEHAVIOURS)
 
 
@@ -72,13 +75,14 @@ def _canonical(df: pd.DataFrame) -> pd.DataFrame:
 def scored(df: pd.DataFrame) -> pd.DataFrame:
     """The episodes that ran to an outcome, error rows left out, in the canonical order (so CIs ignore row
     order). Only descriptive metrics use it: a score must count errors (``attempted``)."""
-    return _canonical(df[~error_rows(df)] if "behaviour" in df else df)
+    return _canonical(df[~error_rows(df)])
 
 
 def attempted(df: pd.DataFrame) -> pd.DataFrame:
     """Every episode, in the canonical order, an error row's success set to 0: it did not do what was asked."""
-    if "behaviour" in df and error_rows(df).any():
-        df = df.assign(success=np.where(error_rows(df), 0, df["success"]))
+    errors = error_rows(df)
+    if errors.any():
+        df = df.assign(success=np.where(errors, 0, df["success"]))
     return _canonical(df)
 
 
@@ -115,7 +119,7 @@ def _mean_of(df: pd.DataFrame, column: str, n_boot: int, seed: int) -> MetricVal
 
 
 def error_count(df: pd.DataFrame) -> int:
-    return int(error_rows(df).sum()) if "behaviour" in df else 0
+    return int(error_rows(df).sum())
 
 
 def success_rate(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
@@ -167,7 +171,7 @@ def _avoided_present(intent: str, scenario: str) -> str | None:
 def negation_compliance(df: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> MetricValue:
     """Among ``avoid X`` episodes with X in the scene, the fraction where X was left alone (an error: not)."""
     df = attempted(df)
-    failed = error_rows(df).to_numpy() if "behaviour" in df else np.zeros(len(df), dtype=bool)
+    failed = error_rows(df).to_numpy()
     targets = [_avoided_present(i, s) for i, s in zip(df["intent"], df["scenario"])]
     complied = [not failed[k] and Outcome(df[t].iat[k]) in LEFT_ALONE for k, t in enumerate(targets)
                 if t is not None]
@@ -271,7 +275,7 @@ def _instruction_tv(df: pd.DataFrame, group_of: PairGroup, n_boot: int, seed: in
     df = attempted(df)
     if df.empty:
         return {}
-    labels = df["outcome_label"].where(~error_rows(df), None) if "behaviour" in df else df["outcome_label"]
+    labels = df["outcome_label"].where(~error_rows(df), None)
     codes, uniques = pd.factorize(labels)  # errors: -1, then the last column
     n_labels = len(uniques) + 1
     codes = np.where(codes < 0, n_labels - 1, codes)
@@ -295,15 +299,16 @@ def _instruction_tv(df: pd.DataFrame, group_of: PairGroup, n_boot: int, seed: in
         if not groups:
             continue
         codes_per_cell = [c["code"].to_numpy() for c in cells]
+        all_pairs = [p for pairs in groups.values() for p in pairs]  # group by group: sliced apart below
         point = _pair_distance(np.stack([_distributions(c[None], n_labels) for c in codes_per_cell], axis=1),
-                               [p for pairs in groups.values() for p in pairs], bound)[0]
+                               all_pairs, bound)[0]
         if with_ci:
             seeds = cells[0]["seed"].to_numpy()
             paired = all(np.array_equal(c["seed"].to_numpy(), seeds) for c in cells)
             shared = rng.integers(0, len(seeds), (n_boot, len(seeds))) if paired else None
             draws = [c[shared] if paired else c[rng.integers(0, len(c), (n_boot, len(c)))] for c in codes_per_cell]
             probs = np.stack([_distributions(d, n_labels) for d in draws], axis=1)
-            boot = _pair_distance(probs, [p for pairs in groups.values() for p in pairs], bound)
+            boot = _pair_distance(probs, all_pairs, bound)
         start = 0
         for group, pairs in groups.items():
             span = slice(start, start + len(pairs))
