@@ -6,7 +6,7 @@
                                     # fine-tuning steps/s (compiled, then eager), 8 concurrent fine-tunes against
                                     # one, the VLA through the real grid against the scripted expert, demos/min
     chefmate-bench --gpu --quick    # the same figures, fewer repetitions (about a minute less)
-    chefmate-bench --gpu --only demos,eager   # some groups only: chunk,finetune,concurrent,grid,demos,eager
+    chefmate-bench --gpu --only demos,eager   # some groups only: chunk,finetune,concurrent,grid,demos,envs,eager
 
 Each record is written the moment it is measured, so a run cut short keeps what it measured. GPU figures use
 synthetic batches and a random-weight checkpoint of the real shapes (both cameras, the small preset), so they need
@@ -196,7 +196,29 @@ def demo_figures(episodes: int = 200, image_size: int = 96, workers: int = 0) ->
         yield record(f"demo_generation_share_{part}", spent / seconds, "of wall time")
 
 
-GPU_GROUPS = ("chunk", "finetune", "concurrent", "grid", "demos", "eager")  # --gpu's order: most wanted first
+def _env_rate(cameras: tuple[str, ...], steps: int) -> float:
+    from training.embedded_bench import env_steps_per_second
+
+    return env_steps_per_second(cameras, 96, steps)
+
+
+def env_figures(steps: int = 300) -> Iterator[dict[str, Any]]:
+    """One MuJoCo env's steps/s without and with both cameras, alone and with one such process on every core:
+    where the grid and demo figures lose their time when the machine's cores, not its GPU, run out."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    both = ("front", "wrist")
+    yield record("env_steps_per_s_no_cameras", _env_rate((), steps), "steps/s")
+    yield record("env_steps_per_s_cameras", _env_rate(both, steps), "steps/s")
+    cores = os.cpu_count() or 1
+    with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn")) as pool:
+        rates = list(pool.map(_env_rate, [both] * cores, [steps] * cores))
+    yield record("env_steps_per_s_cameras_every_core", sum(rates), "steps/s")
+    yield record("env_steps_per_s_cameras_every_core_slowest", min(rates), "steps/s")
+
+
+GPU_GROUPS = ("chunk", "finetune", "concurrent", "grid", "demos", "envs", "eager")  # --gpu's order: most wanted first
 
 
 def gpu_records(concurrent: int, quick: bool = False, only: tuple[str, ...] = GPU_GROUPS
@@ -218,6 +240,8 @@ def gpu_records(concurrent: int, quick: bool = False, only: tuple[str, ...] = GP
         yield from grid_figures(GridBench(seeds=2 if quick else 4), device)
     if "demos" in only:
         yield from demo_figures(episodes=100 if quick else 200)
+    if "envs" in only:
+        yield from env_figures(150 if quick else 300)
     if "eager" in only:
         yield from chunk_figures(device, compiled=False, runs=runs)
         for size in (32, 96):
