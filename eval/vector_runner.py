@@ -45,13 +45,15 @@ class PerEnvActor:
     A scripted policy plans its whole trajectory (IK, ~0.1-0.4 s of CPU) on its first action; with a process
     ``pool`` those first actions of many envs are planned in parallel, and the per-episode state comes back."""
 
-    def __init__(self, name: str, prototype: Policy, pool: Any = None):
+    def __init__(self, name: str, prototype: Policy, pool: Any = None, build: dict[str, Any] | None = None):
         self.name = name
         self.prototype = prototype
         self.cameras = prototype.abilities.cameras
         self.policies: dict[int, Policy] = {}
         self.pool = pool if prototype.abilities.plans_in_pool else None
+        self.build = dict(build or {})  # the pool's workers build the same policy: make_policy(name, **build)
         self.fresh: dict[int, tuple[str, int]] = {}  # reset, not acted yet: (instruction, seed)
+        self.pending: dict[int, Any] = {}  # slot -> the pool's AsyncResult of its first action (plan_ahead)
 
     def _policy(self, slot: int) -> Policy:
         if slot not in self.policies:
@@ -62,31 +64,53 @@ class PerEnvActor:
     def reset(self, slot: int, instruction: str, seed: int) -> None:
         self._policy(slot).reset(instruction, seed)
         self.fresh[slot] = (instruction, seed)
+        self.pending.pop(slot, None)  # a plan for the slot's cancelled episode is left to finish unread
 
     def act(self, slots, observations, infos) -> np.ndarray:
         return np.stack([self.act_one(s, {k: v[i] for k, v in observations.items()}, infos[i])
                          for i, s in enumerate(slots)])
+
+    def _job(self, slot: int, observation: dict[str, np.ndarray], info: dict) -> tuple:
+        return (self.name, self.build, *self.fresh[slot], observation, info)
+
+    def _install(self, slot: int, out: Any) -> Any:
+        """A pool's answer for ``slot``: the per-episode state goes into its policy; the action (or the exception)
+        comes back."""
+        self.fresh.pop(slot, None)
+        if not isinstance(out, BaseException):
+            action, state = out
+            vars(self.policies[slot]).update(state)
+            return action
+        return out
 
     def plan_first(self, slots, observations, infos) -> dict[int, Any]:
         """First actions of freshly reset envs, computed in the pool; returns {slot: action or exception}."""
         todo = [k for k, s in enumerate(slots) if s in self.fresh]
         if self.pool is None or len(todo) < 2:
             return {}
-        jobs = [(self.name, *self.fresh[slots[k]], {key: v[k] for key, v in observations.items()}, infos[k])
-                for k in todo]
-        results: dict[int, Any] = {}
-        for k, out in zip(todo, self.pool.map(_first_act, jobs, chunksize=max(1, len(jobs) // 64))):
-            slot = slots[k]
-            self.fresh.pop(slot, None)
-            if isinstance(out, BaseException):
-                results[slot] = out
-                continue
-            action, state = out
-            vars(self.policies[slot]).update(state)
-            results[slot] = action
-        return results
+        jobs = [self._job(slots[k], {key: v[k] for key, v in observations.items()}, infos[k]) for k in todo]
+        outs = self.pool.map(_first_act, jobs, chunksize=max(1, len(jobs) // 64))
+        return {slots[k]: self._install(slots[k], out) for k, out in zip(todo, outs)}
+
+    def needs_plan(self, slot: int) -> bool:
+        return self.pool is not None and slot in self.fresh and slot not in self.pending
+
+    def plan_ahead(self, slot: int, observation: dict[str, np.ndarray], info: dict) -> None:
+        """Start planning a freshly reset env's first action in the pool, while the other envs step on: the env
+        waits, unstepped, until ``ready``, so its episode is the one it would have been."""
+        self.pending[slot] = self.pool.apply_async(_first_act, (self._job(slot, observation, info),))
+
+    def ready(self, slot: int) -> bool:
+        job = self.pending.get(slot)
+        return job is None or job.ready()
 
     def act_one(self, slot: int, observation: dict[str, np.ndarray], info: dict) -> np.ndarray:
+        job = self.pending.pop(slot, None)
+        if job is not None:  # planned ahead: the same first action, from the pool
+            out = self._install(slot, job.get())
+            if isinstance(out, BaseException):
+                raise out
+            return out
         self.fresh.pop(slot, None)
         return self.policies[slot].act(observation, info)
 
@@ -102,11 +126,12 @@ _WORKER_POLICIES: dict[str, Any] = {}
 
 def _first_act(job: tuple) -> Any:
     """In a pool worker: a fresh policy's first action and the per-episode state it left behind."""
-    name, instruction, seed, observation, info = job
+    name, build, instruction, seed, observation, info = job
     try:
-        if name not in _WORKER_POLICIES:
-            _WORKER_POLICIES[name] = make_policy(name)
-        policy = _WORKER_POLICIES[name].clone()
+        key = f"{name} {sorted(build.items())}"
+        if key not in _WORKER_POLICIES:
+            _WORKER_POLICIES[key] = make_policy(name, **build)
+        policy = _WORKER_POLICIES[key].clone()
         policy.reset(instruction, seed)
         action = policy.act(observation, info)
         return action, {k: v for k, v in vars(policy).items() if k not in policy.shared_state}

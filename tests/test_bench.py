@@ -33,7 +33,7 @@ def test_an_unknown_figure_group_is_one_clear_line(capsys):
         bench.main(["--gpu", "--only", "demos,speed"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.endswith("unknown figure group speed; choose from chunk,finetune,concurrent,grid,demos,eager")
+    assert err.endswith("unknown figure group speed; choose from chunk,finetune,concurrent,grid,demos,envs,eager")
 
 
 def test_only_runs_the_groups_named(monkeypatch):
@@ -82,3 +82,16 @@ def test_the_grid_and_demo_figures_run_on_the_cpu(tmp_path):
     # The writing process's profile: where its wall time went, parts that cannot add up to more than all of it.
     assert [r["name"] for r in shares] == [f"demo_generation_share_{p}" for p in ("envs", "expert", "writing")]
     assert all(r["value"] > 0 for r in shares) and sum(r["value"] for r in shares) <= 1.0
+
+
+def test_env_figures_time_one_env_and_one_per_core():
+    """The envs group: a real MuJoCo env alone (without and with cameras) and one per core at once."""
+    import os
+
+    figures = {r["name"]: r["value"] for r in bench.env_figures(steps=5)}
+    assert list(figures) == ["env_steps_per_s_no_cameras", "env_steps_per_s_cameras",
+                             "env_steps_per_s_cameras_every_core", "env_steps_per_s_cameras_every_core_slowest"]
+    assert all(v > 0 for v in figures.values())
+    every, slowest = figures["env_steps_per_s_cameras_every_core"], figures["env_steps_per_s_cameras_every_core_slowest"]
+    assert every >= slowest * (os.cpu_count() or 1) - 0.1  # the sum over cores, each at least the slowest
+

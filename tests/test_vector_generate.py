@@ -1,5 +1,5 @@
-"""Vectorized demo generation (MujocoVecEnv, 3 envs; and the same envs in 2 worker processes, ProcessVecEnv) writes
-what the one-env generator writes for the same seeds."""
+"""Vectorized demo generation (MujocoVecEnv, 3 envs; the same envs in 2 worker processes, ProcessVecEnv; and those
+with the expert planning in a pool of 2) writes what the one-env generator writes for the same seeds."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from eval.vector_runner import PerEnvActor
 from leisaac_tasks.dataset import load_dataset, read_journal
 from training.demos.generate import GenerateConfig, generate, main
 from training.demos.vector_generate import AttemptScheduler
 
 SIZE = 32
+plan_ahead = PerEnvActor.plan_ahead
 # Two cells, so the cell of each attempt depends on the earlier ones' results. With this seed and step limit the
 # expert's bread attempt 1 runs too long and is rejected, so attempts 2 and 3 change cells: the vectorized run,
 # which guessed ahead, has to recover from its wrong guesses.
@@ -39,10 +41,16 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     generate(GenerateConfig(out=out / "single", **RUN), progress=False)
     generate(GenerateConfig(out=out / "vector", num_envs=3, **RUN), progress=False)
     generate(GenerateConfig(out=out / "processes", num_envs=3, workers=2, **RUN), progress=False)
-    return {name: out / name / PART for name in ("single", "vector", "processes")}
+    # The expert's plans made in a pool while the other envs step: each env waits, unstepped, for its own.
+    planned = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(PerEnvActor, "plan_ahead", lambda self, slot, *a: planned.append(slot) or plan_ahead(self, slot, *a))
+        generate(GenerateConfig(out=out / "planned", num_envs=3, workers=2, plan_workers=2, **RUN), progress=False)
+    assert len(planned) >= RUN["episodes"], "the pool planned no attempt: 'planned' would test nothing new"
+    return {name: out / name / PART for name in ("single", "vector", "processes", "planned")}
 
 
-VECTORIZED = pytest.mark.parametrize("kind", ["vector", "processes"])
+VECTORIZED = pytest.mark.parametrize("kind", ["vector", "processes", "planned"])
 
 
 @VECTORIZED

@@ -188,7 +188,7 @@ def demo_figures(episodes: int = 200, image_size: int = 96, workers: int = 0) ->
         began = time.perf_counter()
         tallies = generate(GenerateConfig(recipe="generic", out=Path(tmp) / "demos", episodes=episodes,
                                           image_size=image_size, num_envs=4 * workers if workers > 1 else 1,
-                                          workers=workers), progress=False)
+                                          workers=workers, plan_workers=workers), progress=False)
         seconds = time.perf_counter() - began
     yield record("demo_generation_demos_per_min", episodes / (seconds / 60), "demos/min")
     # The profile of a miss: the share of the wall time the one writing process spent on each part of its loop.

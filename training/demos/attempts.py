@@ -32,6 +32,9 @@ class GenerateConfig:
     backend: str = "mujoco"
     num_envs: int = 1  # > 1 (or backend "isaaclab"): attempts run in parallel on a vectorized backend
     workers: int = 1  # > 1: the mujoco backend's --num-envs envs step in this many processes (a many-core box)
+    # > 1 (vectorized only): the expert plans each attempt (IK, ~0.1-0.5 s) in this many processes, while the
+    # other envs step; otherwise the stepping process plans them all, one after another
+    plan_workers: int = 0
 
     @property
     def vectorized(self) -> bool:
@@ -47,6 +50,9 @@ class GenerateConfig:
             raise RecipeError(f"--workers {self.workers} spreads the mujoco backend's envs over processes: pass "
                               f"--num-envs N with N >= {self.workers} (e.g. --num-envs {4 * self.workers}), "
                               f"and no other --backend")
+        if self.plan_workers > 1 and not self.vectorized:
+            raise RecipeError(f"--plan-workers {self.plan_workers} plans for parallel envs: pass --num-envs N "
+                              f"with N > 1 too (e.g. --num-envs {4 * self.plan_workers})")
         if self.vectorized:
             from leisaac_tasks.vec_env import VEC_BACKENDS
 

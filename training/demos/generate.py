@@ -3,7 +3,7 @@
     chefmate-generate --recipe seed --episodes 50 --out datasets/seed
     chefmate-generate --recipe seed --episodes 80 --out datasets/seed --resume   # add 30 more
     chefmate-generate --recipe seed --episodes 500 --out datasets/seed --backend isaaclab --num-envs 256
-    chefmate-generate --recipe seed --episodes 500 --out datasets/seed --num-envs 32 --workers 16   # 16 cores
+    chefmate-generate --recipe seed --episodes 500 --out datasets/seed --num-envs 32 --workers 8 --plan-workers 8
 
 Each attempt draws a fresh layout (the spec's jitter) and a noisy expert (speed, approach height, grasp height,
 gripper timing), records every control step, and is judged by the task's oracle; only demos the oracle accepts are
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run this many attempts at once on the vectorized backend (default %(default)s: one env)")
     parser.add_argument("--workers", type=int,
                         help="with --num-envs: step the mujoco envs in this many processes (default %(default)s)")
+    parser.add_argument("--plan-workers", type=int,
+                        help="with --num-envs: the expert plans attempts in this many processes while the envs step "
+                             "(default %(default)s: in the stepping process; a many-core box wants its cores)")
     parser.add_argument("--resume", action="store_true", help="continue an existing --out up to --episodes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults_from(parser, GenerateConfig)

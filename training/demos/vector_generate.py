@@ -14,6 +14,8 @@ guesses that turn out wrong only cost env time, never change the output.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing as mp
 import queue
 import threading
 import time
@@ -112,7 +114,16 @@ class _Recording:
 
 def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Path, env: VecSandwichEnv,
                                 progress: bool = True) -> DatasetTally:
-    actor = PerEnvActor("expert", ScriptedExpert(noise=True))
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if cfg.plan_workers > 1:  # spawn, not fork: the env workers and the writer's encoder hold threads
+            pool = stack.enter_context(mp.get_context("spawn").Pool(cfg.plan_workers))
+        actor = PerEnvActor("expert", ScriptedExpert(noise=True), pool, build={"noise": True})
+        return _generate(cfg, plan, root, env, actor, progress)
+
+
+def _generate(cfg: GenerateConfig, plan: DatasetPlan, root: Path, env: VecSandwichEnv, actor: PerEnvActor,
+              progress: bool) -> DatasetTally:
     cells = plan.cells
     start = time.perf_counter()
     size = (cfg.image_size, cfg.image_size)
@@ -141,19 +152,22 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
                     _refill(sched, env, actor, running, kept, cfg.seed, cells, cfg.max_steps)
                     changed = False
                 active = [i for i, r in enumerate(running) if r is not None]
+                t2 = _plan_ahead(env, actor, active)
+                active = _ready(actor, active)  # envs still waiting for their plan sit this step out, unstepped
+                t3 = time.perf_counter()
                 obs, infos = env.observations(active), env.infos(active)
-                t2 = time.perf_counter()
+                t4 = time.perf_counter()
                 for row, i in enumerate(active):
                     observation = {key: np.array(v[row]) for key, v in obs.items()}  # copies, not batch views
                     action = np.array(actor.act_one(i, observation, infos[row]))
                     actions[i] = action
                     running[i].frames.append((observation, action))
-                t3 = time.perf_counter()
+                t5 = time.perf_counter()
                 mask = np.zeros(env.num_envs, dtype=bool)
                 mask[active] = True
                 env.step(actions, mask)
-                spent["envs"] += t2 - t1 + time.perf_counter() - t3
-                spent["expert"] += t3 - t2
+                spent["envs"] += t2 - t1 + t4 - t3 + time.perf_counter() - t5
+                spent["expert"] += t3 - t2 + t5 - t4
                 for i in active:
                     rec = running[i]
                     rec.clock.tick(actor.done(i))
@@ -171,6 +185,26 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
     tally = tally_journal(plan.name, root, time.perf_counter() - start)
     tally.parent_seconds = {key: round(value, 2) for key, value in spent.items()}
     return tally
+
+
+def _plan_ahead(env: VecSandwichEnv, actor: PerEnvActor, active: list[int]) -> float:
+    """Hand each freshly reset env's plan to the actor's pool (a plan is ~0.1-0.5 s of IK; stepping 64 envs
+    while one process plans them all leaves a many-core box idle). Returns the time the envs' look took."""
+    fresh = [i for i in active if actor.needs_plan(i)]
+    if fresh:
+        obs, infos = env.observations(fresh), env.infos(fresh)
+        for row, i in enumerate(fresh):
+            actor.plan_ahead(i, {key: v[row] for key, v in obs.items()}, infos[row])
+    return time.perf_counter()
+
+
+def _ready(actor: PerEnvActor, active: list[int]) -> list[int]:
+    """The envs of ``active`` whose plan is back, waiting until there is at least one."""
+    while True:
+        ready = [i for i in active if actor.ready(i)]
+        if ready or not active:
+            return ready
+        time.sleep(0.001)
 
 
 def _commit_ready(sched: AttemptScheduler, behind: "_WriterThread", kept: int, episodes: int) -> int:

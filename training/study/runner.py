@@ -46,7 +46,7 @@ def unit_demos(spec: StudySpec, recipe: str, episodes: int, folder: Path) -> dic
     # Spread over worker processes, the envs write the same datasets as one env does (tests/test_vector_generate).
     tallies = generate(GenerateConfig(recipe=recipe, out=folder, episodes=episodes, image_size=spec.image_size,
                                       seed=0, resume=folder.exists(), num_envs=4 * workers if workers > 1 else 1,
-                                      workers=workers), progress=False)
+                                      workers=workers, plan_workers=workers), progress=False)
     attempts = max(t.attempts for t in tallies)  # each dataset's attempt k used layout seed k
     if attempts >= spec.evaluation.seed_offset:
         raise ValueError(f"{folder.name} demos used {attempts} layout seeds, reaching evaluation.seed_offset "
