@@ -83,15 +83,6 @@ class PerEnvActor:
             return action
         return out
 
-    def plan_first(self, slots, observations, infos) -> dict[int, Any]:
-        """First actions of freshly reset envs, computed in the pool; returns {slot: action or exception}."""
-        todo = [k for k, s in enumerate(slots) if s in self.fresh]
-        if self.pool is None or len(todo) < 2:
-            return {}
-        jobs = [self._job(slots[k], {key: v[k] for key, v in observations.items()}, infos[k]) for k in todo]
-        outs = self.pool.map(_first_act, jobs, chunksize=max(1, len(jobs) // 64))
-        return {slots[k]: self._install(slots[k], out) for k, out in zip(todo, outs)}
-
     def needs_plan(self, slot: int) -> bool:
         return self.pool is not None and slot in self.fresh and slot not in self.pending
 
@@ -226,6 +217,9 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
         _fill(env, actors, next_episode, running, range(env.num_envs), cfg.max_steps)
         while any(r is not None for r in running):
             active = [i for i, r in enumerate(running) if r is not None]
+            pooled = {i: a for i in active if isinstance(a := actors[running[i].episode.policy], PerEnvActor)}
+            plan_fresh(env, [(i, a) for i, a in pooled.items() if not running[i].error])
+            active = wait_for_plans(active, lambda i: i not in pooled or pooled[i].ready(i))
             # Only envs whose policy looks this step are rendered (a VLA looks once per chunk).
             looking = [i for i in active if not running[i].error
                        and actors[running[i].episode.policy].wants_observation(i)]
@@ -259,6 +253,25 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
             env.close()
 
 
+def plan_fresh(env: VecSandwichEnv, pairs: list[tuple[int, PerEnvActor]]) -> None:
+    """Freshly reset envs hand their first action (their episode's plan) to their actor's pool."""
+    fresh = [(i, actor) for i, actor in pairs if actor.needs_plan(i)]
+    if fresh:
+        obs, infos = env.observations([i for i, _ in fresh]), env.infos([i for i, _ in fresh])
+        for row, (i, actor) in enumerate(fresh):
+            actor.plan_ahead(i, {key: v[row] for key, v in obs.items()}, infos[row])
+
+
+def wait_for_plans(active: list[int], ready: Callable[[int], bool]) -> list[int]:
+    """The envs of ``active`` whose first action is not still being planned, waiting until there is one: the
+    others sit the step out, unstepped, so their episodes are the ones they would have been."""
+    while True:
+        going = [i for i in active if ready(i)]
+        if going or not active:
+            return going
+        time.sleep(0.001)
+
+
 def _act(actor, slots: list[int], obs: dict[str, np.ndarray], row_of: dict[int, int], env: VecSandwichEnv,
          running: list[_Running | None], actions: np.ndarray) -> None:
     """Actions for ``slots``; a policy that raises ends only its own episodes, recorded as errors."""
@@ -266,14 +279,7 @@ def _act(actor, slots: list[int], obs: dict[str, np.ndarray], row_of: dict[int, 
     sub = {k: v[rows] for k, v in obs.items()}
     if isinstance(actor, PerEnvActor):  # one failing policy must not take the other envs down
         infos = env.infos(slots)
-        planned = actor.plan_first(slots, sub, infos)
         for k, s in enumerate(slots):
-            if s in planned:
-                if isinstance(planned[s], BaseException):
-                    running[s].error = error_text(planned[s])
-                else:
-                    actions[s] = planned[s]
-                continue
             try:
                 actions[s] = actor.act_one(s, {key: v[k] for key, v in sub.items()}, infos[k])
             except Exception as exc:

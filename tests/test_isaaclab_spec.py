@@ -265,12 +265,14 @@ def _episodes(policies: tuple[str, ...]) -> list[Episode]:
     return [Episode(p, Scenario.parse(s), SEED_INSTRUCTIONS[i], seed) for p in policies for s, i, seed in cells]
 
 
-def test_vectorized_rows_equal_sequential_rows():
-    """Two envs refilled as episodes end give each episode the row run_episode gives it (the same columns)."""
+@pytest.mark.parametrize("plan_workers", [0, 2], ids=["in-process", "plan-pool"])
+def test_vectorized_rows_equal_sequential_rows(plan_workers):
+    """Two envs refilled as episodes end give each episode the row run_episode gives it (the same columns), also
+    when the scripted policies' plans come from a pool while the other env steps."""
     cfg = MatrixConfig(max_steps=120)
     episodes = _episodes(("expert", "blind"))[::2]
     rows: list[dict] = []
-    run_vectorized(cfg, episodes, rows.append, num_envs=2, env=MujocoVecEnv(2))
+    run_vectorized(cfg, episodes, rows.append, num_envs=2, env=MujocoVecEnv(2), plan_workers=plan_workers)
     env = SandwichEnv(cameras=())
     policies = {name: make_policy(name) for name in ("expert", "blind")}
     expected = {e.key(): run_episode(env, policies[e.policy], e, cfg.max_steps) for e in episodes}

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from eval.vector_runner import PerEnvActor
+from eval.vector_runner import PerEnvActor, plan_fresh, wait_for_plans
 from leisaac_tasks.dataset import Attempt, DemoWriter
 from leisaac_tasks.episode import EpisodeClock
 from leisaac_tasks.spec import DEFAULT_SCENE
@@ -152,8 +152,9 @@ def _generate(cfg: GenerateConfig, plan: DatasetPlan, root: Path, env: VecSandwi
                     _refill(sched, env, actor, running, kept, cfg.seed, cells, cfg.max_steps)
                     changed = False
                 active = [i for i, r in enumerate(running) if r is not None]
-                t2 = _plan_ahead(env, actor, active)
-                active = _ready(actor, active)  # envs still waiting for their plan sit this step out, unstepped
+                t2 = time.perf_counter()
+                plan_fresh(env, [(i, actor) for i in active])  # the pool plans; the stepping goes on
+                active = wait_for_plans(active, actor.ready)
                 t3 = time.perf_counter()
                 obs, infos = env.observations(active), env.infos(active)
                 t4 = time.perf_counter()
@@ -185,26 +186,6 @@ def _generate(cfg: GenerateConfig, plan: DatasetPlan, root: Path, env: VecSandwi
     tally = tally_journal(plan.name, root, time.perf_counter() - start)
     tally.parent_seconds = {key: round(value, 2) for key, value in spent.items()}
     return tally
-
-
-def _plan_ahead(env: VecSandwichEnv, actor: PerEnvActor, active: list[int]) -> float:
-    """Hand each freshly reset env's plan to the actor's pool (a plan is ~0.1-0.5 s of IK; stepping 64 envs
-    while one process plans them all leaves a many-core box idle). Returns the time the envs' look took."""
-    fresh = [i for i in active if actor.needs_plan(i)]
-    if fresh:
-        obs, infos = env.observations(fresh), env.infos(fresh)
-        for row, i in enumerate(fresh):
-            actor.plan_ahead(i, {key: v[row] for key, v in obs.items()}, infos[row])
-    return time.perf_counter()
-
-
-def _ready(actor: PerEnvActor, active: list[int]) -> list[int]:
-    """The envs of ``active`` whose plan is back, waiting until there is at least one."""
-    while True:
-        ready = [i for i in active if actor.ready(i)]
-        if ready or not active:
-            return ready
-        time.sleep(0.001)
 
 
 def _commit_ready(sched: AttemptScheduler, behind: "_WriterThread", kept: int, episodes: int) -> int:
