@@ -74,8 +74,11 @@ def test_the_grid_and_demo_figures_run_on_the_cpu(tmp_path):
     expert, and demo generation with workers: tiny here, the small preset on the GPU box. No speed is asserted."""
     small = bench.GridBench(preset="tiny", seeds=1, num_envs=2, workers=2, max_steps=30, scenarios=("H,H",))
     records = {r["name"]: r for r in bench.grid_figures(small, torch.device("cpu"))}
-    assert set(records) == {"vla_grid_episodes_per_min", "vla_grid_env_steps_per_s", "scripted_grid_episodes_per_min",
-                            "scripted_grid_env_steps_per_s", "vla_grid_vs_scripted_ratio"}
+    every_run = {f"{p}_grid_{f}" for p in ("vla", "scripted") for f in ("episodes_per_min", "env_steps_per_s",
+                                                                         "startup_s")}
+    # The rate after start-up exists only where the full grid outlasted its one-step copy (not promised here).
+    after = {f"{p}_grid_episodes_per_min_after_startup" for p in ("vla", "scripted")}
+    assert every_run | {"vla_grid_vs_scripted_ratio"} <= set(records) <= every_run | after | {"vla_grid_vs_scripted_ratio"}
     assert all(r["value"] > 0 for r in records.values())
     demos, *shares = bench.demo_figures(episodes=2, image_size=32, workers=2)
     assert demos["name"] == "demo_generation_demos_per_min" and demos["value"] > 0
