@@ -5,6 +5,8 @@ runner's, and the batched VLA against the single-episode one. Nothing here impor
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from leisaac_tasks.scenarios import Scenario
 from leisaac_tasks.spec import DEFAULT_SCENE
 from leisaac_tasks.vec_env import MujocoVecEnv
 from policies.registry import make_policy
+from policies.scripted import ScriptedExpert
 
 SPEC = DEFAULT_SCENE.with_resolution(64, 48)
 DESC = describe_scene(SPEC)
@@ -286,9 +289,27 @@ def test_vectorized_rows_equal_sequential_rows(plan_workers):
                 assert row[col] == want[col], col
 
 
-def test_a_failing_policy_ends_only_its_own_episodes(monkeypatch):
-    from policies.scripted import ScriptedExpert
+class ExpertThatFailsOnBread(ScriptedExpert):
+    """Built by import path in the plan pool's workers, where a monkeypatch would not reach."""
 
+    def act(self, observation, info):
+        if self.instruction.startswith("pick up the bread"):
+            raise RuntimeError(f"servo bus gone in process {os.getpid()}")
+        return super().act(observation, info)
+
+
+def test_a_policy_failing_in_the_plan_pool_ends_only_its_own_episodes():
+    spec = f"{__name__}:ExpertThatFailsOnBread"
+    rows: list[dict] = []
+    run_vectorized(MatrixConfig(max_steps=20), _episodes((spec,)), rows.append, num_envs=3, env=MujocoVecEnv(3),
+                   plan_workers=2)
+    errors = {r["instruction"]: r["error"] for r in rows}
+    failed = re.fullmatch(r"RuntimeError: servo bus gone in process (\d+)", errors[SEED_INSTRUCTIONS[1].text])
+    assert failed and int(failed.group(1)) != os.getpid()  # raised in a pool worker, recorded here
+    assert all(e == "" for text, e in errors.items() if text != SEED_INSTRUCTIONS[1].text)
+
+
+def test_a_failing_policy_ends_only_its_own_episodes(monkeypatch):
     def broken_act(self, observation, info):
         if self.instruction.startswith("pick up the bread"):
             raise RuntimeError("servo bus gone")
