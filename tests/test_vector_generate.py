@@ -109,6 +109,13 @@ def test_workers_without_enough_envs_is_one_clear_error(tmp_path, capsys):
     assert "\n" not in err and not (tmp_path / "x").exists()
 
 
+def test_plan_workers_without_parallel_envs_is_one_clear_error(tmp_path, capsys):
+    assert main(["--recipe", "seed", "--out", str(tmp_path / "x"), "--plan-workers", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --plan-workers 4 plans for parallel envs") and "--num-envs" in err
+    assert "\n" not in err and not (tmp_path / "x").exists()
+
+
 def test_a_writer_error_stops_the_run_with_its_cause_and_keeps_what_was_written(runs, tmp_path, monkeypatch):
     """The writer runs on a thread of its own: an error there (a full disk, say) must end the run with its cause,
     not leave the envs stepping or hang, and the demos it saved before stay on disk, journal and all."""
