@@ -70,40 +70,30 @@ class PerEnvActor:
         return np.stack([self.act_one(s, {k: v[i] for k, v in observations.items()}, infos[i])
                          for i, s in enumerate(slots)])
 
-    def _job(self, slot: int, observation: dict[str, np.ndarray], info: dict) -> tuple:
-        return (self.name, self.build, *self.fresh[slot], observation, info)
-
-    def _install(self, slot: int, out: Any) -> Any:
-        """A pool's answer for ``slot``: the per-episode state goes into its policy; the action (or the exception)
-        comes back."""
-        self.fresh.pop(slot, None)
-        if not isinstance(out, BaseException):
-            action, state = out
-            vars(self.policies[slot]).update(state)
-            return action
-        return out
-
     def needs_plan(self, slot: int) -> bool:
         return self.pool is not None and slot in self.fresh and slot not in self.pending
 
     def plan_ahead(self, slot: int, observation: dict[str, np.ndarray], info: dict) -> None:
         """Start planning a freshly reset env's first action in the pool, while the other envs step on: the env
         waits, unstepped, until ``ready``, so its episode is the one it would have been."""
-        self.pending[slot] = self.pool.apply_async(_first_act, (self._job(slot, observation, info),))
+        job = (self.name, self.build, *self.fresh[slot], observation, info)
+        self.pending[slot] = self.pool.apply_async(_first_act, (job,))
 
     def ready(self, slot: int) -> bool:
         job = self.pending.get(slot)
         return job is None or job.ready()
 
     def act_one(self, slot: int, observation: dict[str, np.ndarray], info: dict) -> np.ndarray:
-        job = self.pending.pop(slot, None)
-        if job is not None:  # planned ahead: the same first action, from the pool
-            out = self._install(slot, job.get())
-            if isinstance(out, BaseException):
-                raise out
-            return out
         self.fresh.pop(slot, None)
-        return self.policies[slot].act(observation, info)
+        job = self.pending.pop(slot, None)
+        if job is None:
+            return self.policies[slot].act(observation, info)
+        out = job.get()  # planned ahead: the same first action, from the pool, or the exception it raised there
+        if isinstance(out, BaseException):
+            raise out
+        action, state = out
+        vars(self.policies[slot]).update(state)  # the per-episode state the plan left behind
+        return action
 
     def done(self, slot: int) -> bool:
         return bool(self.policies[slot].done)
