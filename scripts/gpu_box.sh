@@ -17,6 +17,9 @@
 #           scripts/gpu_box.sh stop                      # the study and its Ray (then `start` again resumes it)
 #           scripts/gpu_box.sh watch SECONDS             # progress until the study ends or SECONDS pass
 #           scripts/gpu_box.sh collect OUT               # the report, every small result file, the logs
+#           scripts/gpu_box.sh collect-weights OUT N     # the backbone's and base's weights, 4 parts a call (N=0,1,..)
+#   here:   scripts/gpu_box.sh pack-weights PARTS OUT    # those parts as uploads OUT/wNN: a later lease stages them
+#                                                        #   and skips the backbone and base (about 4 minutes)
 #
 # The lease plan (README, "On an offline GPU box") puts these in five calls. The study writes to /tmp/study;
 # rerunning `start` resumes it (chefmate-study redoes only unfinished units). Never `pkill -f` a pattern that this
@@ -65,6 +68,19 @@ pack-demos)
   du -sh "$out"/d*
   echo "$(ls -d "$out"/d* | wc -l) more uploads: 'stage' each dNN as the wheels; 'start' puts them in the study"
   ;;
+pack-weights)
+  # The weights' parts collect-weights brought back (15 MiB each, the most a call returns), joined and cut again
+  # into uploads. The sha256 list travels with them: unpack checks it before the study may use the weights.
+  src=${2:?folder with weights.tar.part* and weights.sha256}; out=${3:?output folder}
+  if ! (cd "$src" && sha256sum -c --quiet weights.sha256 >/dev/null 2>&1); then
+    echo "$src: weights parts missing or damaged: put every collect-weights call's files in one folder" >&2; exit 2
+  fi
+  rm -rf "$out"/w[0-9]*; mkdir -p "$out"
+  cat "$src"/weights.tar.part* | split -b "${part_mib}M" -d -a 2 - "$out/weights.tar.part"
+  for f in "$out"/weights.tar.part*; do mkdir -p "$out/w${f##*part}"; mv "$f" "$out/w${f##*part}/"; done
+  cp "$src/weights.tar.sha256" "$out/w00/"; du -sh "$out"/w*
+  echo "$(ls -d "$out"/w* | wc -l) more uploads: 'stage' each wNN as the wheels; 'start' puts them in the study"
+  ;;
 stage)
   # Out of the tree at once: a later call that carries another part removes this one there.
   mkdir -p "$stage"; cp -r "${2:?part folder}"/. "$stage"/; ls "$stage"
@@ -77,6 +93,16 @@ unpack)
   if ls "$stage"/demos.tar.part* >/dev/null 2>&1; then
     mkdir -p "$study"; cat "$stage"/demos.tar.part* | tar -C "$study" -xf - && rm -f "$stage"/demos.tar.part*
     echo "demos made elsewhere: $(ls "$study"/data | tr '\n' ' ')"
+  fi
+  if ls "$stage"/weights.tar.part* >/dev/null 2>&1; then
+    # An earlier lease's backbone and base: the same files, or nothing (a fine-tune must not start from a torn one).
+    mkdir -p "$study"; cat "$stage"/weights.tar.part* >"$stage/weights.tar"
+    if ! (cd "$stage" && sha256sum -c --quiet weights.tar.sha256 >/dev/null 2>&1); then
+      rm -f "$stage"/weights.tar; echo "the staged weights are damaged or incomplete: stage every wNN part again" >&2
+      exit 2
+    fi
+    tar -C "$study" -xf "$stage/weights.tar" && rm -f "$stage"/weights.tar*
+    echo "weights made in an earlier lease: $(cd "$study" && ls -d backbone/model base/model | tr '\n' ' ')"
   fi
   ls "$stage"/wheels 2>/dev/null || true
   ;;
@@ -169,7 +195,30 @@ collect)
   fi
   ls -la "$out"
   ;;
+collect-weights)
+  # The backbone's and the base's final weights (no checkpoints, no optimizer state) in 15 MiB parts, four a call:
+  # with them a later lease starts at the fine-tunes, from the very same base as this one.
+  out=${2:?out}; n=${3:?part group: 0 for the first four parts, 1 for the next four, ...}
+  parts=${GPU_BOX_WEIGHTS:-/tmp/weights}
+  if [ ! -f "$parts/weights.sha256" ]; then
+    for unit in backbone base; do
+      if [ ! -f "$study/$unit/DONE.json" ] || [ ! -d "$study/$unit/model" ]; then
+        echo "$study/$unit is not finished: collect its weights after the study's [$unit] line" >&2; exit 2
+      fi
+    done
+    rm -rf "$parts"; mkdir -p "$parts"
+    tar -C "$study" --exclude='checkpoint-*' -cf "$parts/weights.tar" backbone/model base/model
+    (cd "$parts" && sha256sum weights.tar >weights.tar.sha256)
+    split -b "${WEIGHT_PART_MIB:-15}M" -d -a 2 "$parts/weights.tar" "$parts/weights.tar.part" && rm "$parts/weights.tar"
+    (cd "$parts" && sha256sum weights.tar.part* weights.tar.sha256 >weights.sha256)
+  fi
+  mkdir -p "$out"; all=("$parts"/weights.tar.part*); first=$(( n * 4 )); took=("${all[@]:$first:4}")
+  for f in "${took[@]}"; do cp "$f" "$out/"; done
+  if [ "$n" -eq 0 ]; then cp "$parts/weights.sha256" "$parts/weights.tar.sha256" "$out/"; fi
+  left=$(( ${#all[@]} - first - ${#took[@]} ))
+  echo "weights: ${#took[@]} of ${#all[@]} parts here; $([ "$left" -gt 0 ] && echo "call again with N=$(( n + 1 ))" || echo "all sent")"
+  ;;
 *)
-  sed -n 2,18p "$0"; exit 2
+  sed -n 2,21p "$0"; exit 2
   ;;
 esac

@@ -103,3 +103,64 @@ def test_pack_demos_names_the_missing_stage(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (f"{tmp_path}/data holds no finished demos: run chefmate-study --spec SPEC "
                                    f"--out {tmp_path} --stages demos first")
+
+
+def _fake_trained(study: Path) -> None:
+    for unit, files in (("backbone", {"backbone.safetensors": 1_500_000}),
+                        ("base", {"model-00001-of-00002.safetensors": 1_900_000,
+                                  "model-00002-of-00002.safetensors": 900_000, "config.json": 300,
+                                  "checkpoint-2/optimizer.pt": 2_000_000})):
+        for name, size in files.items():
+            (study / unit / "model" / name).parent.mkdir(parents=True, exist_ok=True)
+            (study / unit / "model" / name).write_bytes(os.urandom(size))
+        (study / unit / "DONE.json").write_text("{}")
+
+
+def test_weights_come_back_four_parts_a_call_and_go_into_a_later_lease(tmp_path):
+    """The backbone and base of one lease, brought back 4 parts a call (the most a call returns) and staged in a
+    later lease's study: the same files, the checkpoints' optimizer state left behind."""
+    first, later, back = tmp_path / "first", tmp_path / "later", tmp_path / "back"
+    _fake_trained(first)
+    box = {**os.environ, "GPU_BOX_STUDY": str(first), "GPU_BOX_WEIGHTS": str(tmp_path / "w"), "WEIGHT_PART_MIB": "1"}
+    for n, says in ((0, "4 of 5 parts here; call again with N=1"), (1, "1 of 5 parts here; all sent")):
+        done = subprocess.run(["bash", str(SCRIPT), "collect-weights", str(tmp_path / f"out{n}"), str(n)], env=box,
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and says in done.stdout, done.stderr
+        assert len(list((tmp_path / f"out{n}").iterdir())) <= 8  # what one call may bring back
+        back.mkdir(exist_ok=True)
+        for f in (tmp_path / f"out{n}").iterdir():
+            f.rename(back / f.name)
+    here = {**os.environ, "PART_MIB": "2", "GPU_BOX_STAGE": str(tmp_path / "stage"), "GPU_BOX_STUDY": str(later)}
+    packed = subprocess.run(["bash", str(SCRIPT), "pack-weights", str(back), str(tmp_path / "up")], env=here,
+                            capture_output=True, text=True)
+    assert packed.returncode == 0 and "3 more uploads" in packed.stdout, packed.stderr
+    for part in sorted((tmp_path / "up").glob("w*")):
+        subprocess.run(["bash", str(SCRIPT), "stage", str(part)], env=here, check=True, capture_output=True)
+    unpacked = subprocess.run(["bash", str(SCRIPT), "unpack"], env=here, capture_output=True, text=True)
+    assert unpacked.returncode == 0 and "weights made in an earlier lease" in unpacked.stdout, unpacked.stderr
+    made = {k: v for k, v in _tree(first).items() if "checkpoint-" not in k and "DONE" not in k}
+    assert _tree(later) == made
+
+
+def test_damaged_or_unfinished_weights_are_one_clear_line(tmp_path):
+    study = tmp_path / "study"
+    (study / "base" / "model").mkdir(parents=True)
+    env = {**os.environ, "GPU_BOX_STUDY": str(study), "GPU_BOX_WEIGHTS": str(tmp_path / "w"), "WEIGHT_PART_MIB": "1",
+           "GPU_BOX_STAGE": str(tmp_path / "stage")}
+    done = subprocess.run(["bash", str(SCRIPT), "collect-weights", str(tmp_path / "out"), "0"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"{study}/backbone is not finished: collect its weights after the study's [backbone] line"
+    _fake_trained(study)
+    subprocess.run(["bash", str(SCRIPT), "collect-weights", str(tmp_path / "out"), "0"], env=env, check=True,
+                   capture_output=True)
+    (tmp_path / "stage").mkdir()
+    for f in (tmp_path / "w").glob("weights.tar*"):
+        (tmp_path / "stage" / f.name).write_bytes(f.read_bytes())
+    with open(tmp_path / "stage" / "weights.tar.part01", "r+b") as f:
+        f.write(b"torn")
+    unpacked = subprocess.run(["bash", str(SCRIPT), "unpack"], env={**env, "GPU_BOX_STUDY": str(tmp_path / "later")},
+                              capture_output=True, text=True)
+    assert unpacked.returncode == 2
+    assert unpacked.stderr.strip() == "the staged weights are damaged or incomplete: stage every wNN part again"
+    assert not (tmp_path / "later" / "base").exists()

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"missing reports its units as failed")
     p.add_argument("--seeds", help="comma-separated training seeds to run this time (default: the spec's); the "
                                    "others are left for a later run of the same command")
+    p.add_argument("--data", help="comma-separated data conditions to run this time (default: the spec's)")
+    p.add_argument("--tunings", help="comma-separated tunings to run this time (default: the spec's): a lease too "
+                                     "short for a whole seed trains part of its row, the rest comes later")
     a = p.parse_args(argv)
     stages = tuple(s.strip() for s in a.stages.split(",") if s.strip())
     unknown = [s for s in stages if s not in STAGES]
@@ -40,20 +43,29 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    seeds = None
-    if a.seeds:
-        try:
-            seeds = tuple(int(x) for x in a.seeds.split(","))
-        except ValueError:
-            seeds = ()
-        if not seeds or not set(seeds) <= set(spec.seeds):
-            print(f"error: --seeds {a.seeds!r} must be a comma-separated subset of the spec's seeds "
-                  f"{','.join(map(str, spec.seeds))}", file=sys.stderr)
-            return 2
+    try:
+        seeds = _subset("--seeds", a.seeds, tuple(map(str, spec.seeds)))
+        data = _subset("--data", a.data, tuple(d.name for d in spec.data))
+        tunings = _subset("--tunings", a.tunings, tuple(t.name for t in spec.tunings))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"study {spec.name}: {len(spec.data)} data x {len(spec.tunings)} tunings x {len(spec.seeds)} seeds = "
           f"{len(spec.run_ids())} fine-tunes -> {a.out}", flush=True)
-    run_study(spec, a.out, a.address, log=lambda line: print(line, flush=True), stages=stages, seeds=seeds)
+    run_study(spec, a.out, a.address, log=lambda line: print(line, flush=True), stages=stages,
+              seeds=None if seeds is None else tuple(map(int, seeds)), data=data, tunings=tunings)
     return 0
+
+
+def _subset(flag: str, value: str | None, allowed: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A comma-separated subset of the spec's names (None: all of them); anything else raises one clear line."""
+    if not value:
+        return None
+    chosen = tuple(x.strip() for x in value.split(",") if x.strip())
+    if not chosen or not set(chosen) <= set(allowed):
+        raise ValueError(f"{flag} {value!r} must be a comma-separated subset of the spec's {flag[2:]} "
+                         f"{','.join(allowed)}")
+    return chosen
 
 
 if __name__ == "__main__":

@@ -300,10 +300,12 @@ def supersede_stale_runs(spec: StudySpec, layout: Layout, log: Callable[[str], N
 
 
 def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Callable[[str], None] = print,
-              stages: tuple[str, ...] = STAGES, seeds: tuple[int, ...] | None = None) -> Path:
-    """Run the named stages (all by default) for the given training seeds (all by default). A subset lets the work
-    run on different machines or in several sittings, e.g. the demos on a many-core CPU box, seeds 0-1 in one GPU
-    lease and seed 2 in the next, with the study folder (checkpoints left behind) carried between them."""
+              stages: tuple[str, ...] = STAGES, seeds: tuple[int, ...] | None = None,
+              data: tuple[str, ...] | None = None, tunings: tuple[str, ...] | None = None) -> Path:
+    """Run the named stages (all by default) for the given training seeds, data conditions and tunings (all by
+    default). A subset lets the work run on different machines or in several sittings, e.g. the demos on a many-core
+    CPU box, seeds 0-1 in one GPU lease and seed 2 in the next, with the study folder (checkpoints left behind)
+    carried between them. The report always covers every run that has finished."""
     import torch
 
     from training.study.report import write_report
@@ -319,7 +321,8 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     supersede_stale_runs(spec, layout, log)
     timings_path = layout.out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    runs = [r for r in spec.run_ids() if seeds is None or r[2] in seeds]
+    runs = [r for r in spec.run_ids() if (seeds is None or r[2] in seeds) and (data is None or r[0] in data)
+            and (tunings is None or r[1] in tunings)]
     demos = [(BASE_DATA, spec.base.recipe, spec.base.episodes)] if spec.base.episodes else []
     demos += [(d.name, d.recipe, d.episodes) for d in spec.data]  # the base's first: every fine-tune waits on it
     tasks = [Task(f"demos:{name}", layout.data(name), unit_demos, (spec, recipe, episodes, layout.data(name)), 0.0,
