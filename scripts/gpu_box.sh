@@ -188,8 +188,11 @@ collect)
   for f in "$log" "$smoke.log"; do if [ -f "$f" ]; then cp "$f" "$out/"; fi; done  # first: a tar error cannot lose them
   if [ -f "$log.ray" ]; then tail -c 1000000 "$log.ray" >"$out/study.log.ray"; fi
   if [ -d "$study" ]; then
-    # The demos stay (the box makes them again); their markers come, for the report's layout seeds.
-    (cd "$study" && { find ./data -maxdepth 2 -name DONE.json; find . -path ./data -prune -o -type f \( -name '*.csv' \
+    # The demos stay (the box makes them again); their markers come, for the report's layout seeds. The backbone's
+    # and base's folders stay too (collect-weights brings them whole): a model folder restored without its weights
+    # would pass for a finished unit.
+    (cd "$study" && { if [ -d data ]; then find ./data -maxdepth 2 -name DONE.json; fi; find . \( -path ./data -o -path ./backbone/model -o \
+       -path ./backbone/captions -o -path ./base/model \) -prune -o -type f \( -name '*.csv' \
        -o -name '*.json' -o -name '*.md' -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print; } \
        | tar -czf "$out/study_results.tgz" -T -)
   fi

@@ -164,3 +164,20 @@ def test_damaged_or_unfinished_weights_are_one_clear_line(tmp_path):
     assert unpacked.returncode == 2
     assert unpacked.stderr.strip() == "the staged weights are damaged or incomplete: stage every wNN part again"
     assert not (tmp_path / "later" / "base").exists()
+
+
+def test_collect_leaves_the_weights_folders_that_would_pass_for_finished_units(tmp_path):
+    """A base/model folder holding only its config.json would make a restored study skip the base and start its
+    fine-tunes from nothing: collect brings results, collect-weights brings the backbone and base whole."""
+    import tarfile
+
+    study = tmp_path / "study"
+    _fake_trained(study)
+    (study / "runs" / "r" / "eval").mkdir(parents=True)
+    (study / "runs" / "r" / "eval" / "episodes.csv").write_text("a\n1\n")
+    done = subprocess.run(["bash", str(SCRIPT), "collect", str(tmp_path / "out")], capture_output=True, text=True,
+                          env={**os.environ, "GPU_BOX_STUDY": str(study)})
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(tmp_path / "out" / "study_results.tgz") as tar:
+        names = sorted(n.removeprefix("./") for n in tar.getnames())
+    assert names == ["backbone/DONE.json", "base/DONE.json", "runs/r/eval/episodes.csv"]

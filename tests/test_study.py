@@ -279,15 +279,21 @@ def test_runs_trained_for_an_earlier_spec_are_moved_aside_and_left_out_of_the_ta
     out = tmp_path / "study"
     shutil.copytree(ROOT / "reports" / "study", out)
     raw = json.loads((out / "spec.json").read_text())
-    raw["data"]["balanced"]["max_steps"] = 3 * raw["finetune"]["max_steps"]
+    steps = raw["data"]["balanced"]["max_steps"]
+    raw["data"]["balanced"]["max_steps"] = steps + 2000
     (tmp_path / "longer.json").write_text(json.dumps(raw))
+    trained = sorted(p.name for p in (out / "runs").glob("balanced__*") if "superseded" not in p.name)
+    assert trained  # the committed study has balanced runs of the current spec
+    earlier = set((out / "runs").glob("*.superseded-*"))
     done = subprocess.run([*_cli(), "--spec", str(tmp_path / "longer.json"), "--out", str(out), "--stages",
                            "finetune,report"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert done.stdout.count("max_steps 2000 -> 6000: moved to runs/balanced__") == 10
+    assert done.stdout.count(f"max_steps {steps} -> {steps + 2000}: moved to runs/balanced__") == len(trained)
     assert "[finetune] 10 already done, 20 to run" in done.stdout  # seed s0-1 served; balanced and seed 2 to run
-    moved = sorted(p.name for p in (out / "runs").glob("balanced__*.superseded-1"))
-    assert len(moved) == 10 and all((out / "runs" / m / "eval" / "episodes.csv").exists() for m in moved)
+    moved = set((out / "runs").glob("*.superseded-*")) - earlier
+    assert sorted(m.name.split(".")[0] for m in moved) == trained
+    assert earlier <= set((out / "runs").glob("*.superseded-*"))  # nothing moved earlier is overwritten
+    assert all((m / "eval" / "episodes.csv").exists() for m in moved)
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
     assert (summary[summary.data == "balanced"]["n_seeds"] == 0).all()
     assert (summary[summary.data == "seed"]["n_seeds"] == 2).all()
