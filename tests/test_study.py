@@ -178,13 +178,19 @@ def test_bad_stages_or_seeds_are_one_clear_line_before_anything_runs(flags, says
 
 def test_a_lease_can_train_part_of_a_row(tmp_path):
     """--data and --tunings narrow this run to those fine-tunes (a lease too short for a whole seed); the units
-    that need what this run does not make are reported, not waited for."""
-    done = subprocess.run([*_cli(), "--spec", str(SMOKE), "--out", str(tmp_path / "o"), "--stages", "finetune",
+    that need what this run does not make are reported, not waited for. A demos marker that came back without its
+    datasets (collect brings markers only) does not count as demos made."""
+    out = tmp_path / "o"
+    (out / "data" / "balanced").mkdir(parents=True)
+    (out / "data" / "balanced" / "DONE.json").write_text('{"layout_seeds": [0, 3], "datasets": ["all"]}')
+    done = subprocess.run([*_cli(), "--spec", str(SMOKE), "--out", str(out), "--stages", "finetune,report",
                            "--data", "balanced", "--tunings", "gr00t_default"], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "[finetune] 0 already done, 1 to run" in done.stdout
-    assert "FAILED" not in done.stdout and not (tmp_path / "o" / "runs").exists()
+    assert "FAILED" not in done.stdout and not (out / "runs").exists()
+    failures = json.loads((out / "study.json").read_text())["failures"]
+    assert failures == {"finetune:balanced__gr00t_default__s0": "skipped: demos:balanced not done, base: not done"}
 
 
 def test_a_compiled_finetune_that_fails_is_finished_eagerly_and_says_so(tmp_path, monkeypatch):
@@ -297,3 +303,39 @@ def test_runs_trained_for_an_earlier_spec_are_moved_aside_and_left_out_of_the_ta
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
     assert (summary[summary.data == "balanced"]["n_seeds"] == 0).all()
     assert (summary[summary.data == "seed"]["n_seeds"] == 2).all()
+
+
+def test_a_condition_given_more_demos_makes_them_up_and_trains_its_runs_again(tmp_path):
+    """A condition that failed the gate gets more demos: its datasets are made up to the new count (its marker
+    goes, the datasets stay for generating to resume from), and its runs, trained on fewer, are moved aside. A run
+    of another condition, or one from before runs recorded their demos, stays."""
+    from training.study.layout import Layout, mark_done, run_name
+    from training.study.runner import supersede_stale_runs
+
+    smoke = load_spec(SMOKE)
+    spec = replace(smoke, data=tuple(replace(d, episodes=3) if d.name == "balanced" else d for d in smoke.data))
+    layout = Layout(tmp_path)
+    for d in smoke.data:
+        layout.data(d.name).mkdir(parents=True)
+        (layout.data(d.name) / "generation.json").write_text(json.dumps({"datasets": {"x": {"kept": d.episodes}}}))
+        mark_done(layout.data(d.name))
+    runs = {}
+    for data, demos in (("balanced", 1), ("seed", 1), ("balanced", None)):
+        tuning = "seed_lora" if demos is None else "gr00t_default"
+        name = run_name(data, tuning, 0)
+        wanted = spec.training(data, tuning, 0)
+        layout.model(name).mkdir(parents=True)
+        (layout.model(name) / "config.json").write_text(json.dumps(
+            {"tune": wanted["tune"], "run": {k: v for k, v in wanted.items() if k != "tune"}}))
+        mark_done(layout.model(name), **({} if demos is None else {"demos": demos}))
+        runs[name] = demos
+    said = []
+    moved = supersede_stale_runs(spec, layout, said.append)
+    assert moved == ["balanced__gr00t_default__s0"]
+    assert said == ["[demos] balanced holds 1 demos a dataset, the spec asks 3: made up to it",
+                    "[finetune] balanced__gr00t_default__s0 was trained with demos 1 -> 3: moved to "
+                    "runs/balanced__gr00t_default__s0.superseded-1, to run again"]
+    assert not (layout.data("balanced") / "DONE.json").exists() and (layout.data("balanced") / "generation.json").exists()
+    assert (layout.data("seed") / "DONE.json").exists()
+    assert (layout.model("seed__gr00t_default__s0") / "DONE.json").exists()
+    assert (layout.model("balanced__seed_lora__s0") / "DONE.json").exists()

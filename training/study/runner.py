@@ -123,7 +123,8 @@ def unit_finetune(spec: StudySpec, layout: Layout, data: str, tuning: str, seed:
     cfg = FinetuneConfig(dataset_paths=dataset_roots(layout.data(data)), output_dir=out, preset=spec.preset,
                          tune=tune, save_steps=f.save_steps, compile=f.compile, resume=out.exists(), **training,
                          **start)
-    mark_done(out, machine=machine(), **_train(cfg, name))
+    # How many demos it learned from: a data condition given more demos later trains its runs again.
+    mark_done(out, machine=machine(), demos=recorded_demos(layout.data(data)), **_train(cfg, name))
     return {}
 
 
@@ -278,23 +279,43 @@ def recorded_training(model: Path) -> dict[str, Any] | None:
             "learning_rate": run.get("learning_rate"), "seed": run.get("seed"), "tune": meta.get("tune")}
 
 
+def recorded_demos(folder: Path) -> int | None:
+    """How many demos a data condition's finished datasets hold (the fewest of its datasets; each has the spec's
+    ``episodes``); None where none were made here."""
+    info = folder / "generation.json"
+    if not info.exists():
+        return None
+    return min(d["kept"] for d in json.loads(info.read_text())["datasets"].values())
+
+
 def supersede_stale_runs(spec: StudySpec, layout: Layout, log: Callable[[str], None]) -> list[str]:
-    """Runs trained for another version of the spec (e.g. a condition given more steps after it failed the
+    """Runs trained for another version of the spec (e.g. a condition given more steps or demos after it failed the
     competence gate) are moved aside, results and all, so they are trained again and never mixed into the table.
-    Every run of the spec is checked, whatever seeds this sitting runs. Nothing is deleted."""
+    Demos made for fewer episodes than the spec asks are made up to it (same layout seeds, more of them). Every run
+    of the spec is checked, whatever seeds this sitting runs. Nothing is deleted."""
+    for d in spec.data:
+        made = recorded_demos(layout.data(d.name))
+        if is_done(layout.data(d.name)) and made is not None and made != d.episodes:
+            (layout.data(d.name) / "DONE.json").unlink()  # the datasets stay: generating resumes from them
+            log(f"[demos] {d.name} holds {made} demos a dataset, the spec asks {d.episodes}: made up to it")
     moved = []
     for data, tuning, seed in spec.run_ids():
         name = run_name(data, tuning, seed)
         recorded = recorded_training(layout.model(name))
         wanted = spec.training(data, tuning, seed)
-        if recorded is None or recorded == wanted:
+        marker = layout.model(name) / "DONE.json"
+        demos = json.loads(marker.read_text()).get("demos") if marker.exists() else None
+        episodes = next(d.episodes for d in spec.data if d.name == data)
+        if recorded is None or recorded == wanted and demos in (None, episodes):  # None: not recorded then
             continue
         k = 1
         while layout.run(f"{name}.superseded-{k}").exists():
             k += 1
         layout.run(name).rename(layout.run(f"{name}.superseded-{k}"))
-        changed = ", ".join(f"{key} {recorded[key]} -> {wanted[key]}" for key in wanted if recorded[key] != wanted[key])
-        log(f"[finetune] {name} was trained with {changed}: moved to runs/{name}.superseded-{k}, to run again")
+        changed = [f"{key} {recorded[key]} -> {wanted[key]}" for key in wanted if recorded[key] != wanted[key]]
+        changed += [f"demos {demos} -> {episodes}"] if demos not in (None, episodes) else []
+        log(f"[finetune] {name} was trained with {', '.join(changed)}: moved to runs/{name}.superseded-{k}, "
+            f"to run again")
         moved.append(name)
     return moved
 
@@ -325,8 +346,10 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
             and (tunings is None or r[1] in tunings)]
     demos = [(BASE_DATA, spec.base.recipe, spec.base.episodes)] if spec.base.episodes else []
     demos += [(d.name, d.recipe, d.episodes) for d in spec.data]  # the base's first: every fine-tune waits on it
+    # A demos marker restored without its datasets (collect brings markers only) is not finished demos.
     tasks = [Task(f"demos:{name}", layout.data(name), unit_demos, (spec, recipe, episodes, layout.data(name)), 0.0,
-                  cpus=res.demo_workers) for name, recipe, episodes in demos]
+                  cpus=res.demo_workers, output=layout.data(name) / "generation.json")
+             for name, recipe, episodes in demos]
     tasks.append(Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
                       res.finetune_gpus if gpu else 0.0, output=layout.backbone / "model"))
     start = ("backbone:",)
