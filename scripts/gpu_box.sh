@@ -21,7 +21,7 @@
 #   here:   scripts/gpu_box.sh pack-weights PARTS OUT    # those parts as uploads OUT/wNN: a later lease stages them
 #                                                        #   and skips the backbone and base (about 4 minutes)
 #
-# The lease plan (README, "On an offline GPU box") puts these in five calls. The study writes to /tmp/study;
+# The lease plan (README, "On an offline GPU box"): every upload first, then start. The study writes to /tmp/study;
 # rerunning `start` resumes it (chefmate-study redoes only unfinished units). Never `pkill -f` a pattern that this
 # command line itself contains: it kills the command, and the lease with it.
 set -euo pipefail
