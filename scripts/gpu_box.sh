@@ -41,6 +41,13 @@ box_env() {
   if [ -f "$vendor" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$vendor; fi
 }
 
+# A stream on stdin cut into upload-sized parts, one folder per upload: OUT/<LETTER>NN/NAME.partNN.
+into_uploads() {
+  local out=$1 name=$2 letter=$3
+  split -b "${part_mib}M" -d -a 2 - "$out/$name.part"
+  for f in "$out/$name".part*; do mkdir -p "$out/$letter${f##*part}"; mv "$f" "$out/$letter${f##*part}/"; done
+}
+
 case "${1:-}" in
 pack)
   # One tar stream of every wheel, cut into parts that each fit one upload with the code beside them.
@@ -50,8 +57,7 @@ pack)
       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
       --platform manylinux2014_x86_64 --platform any -d "$out/wheels" -r "$here/requirements-gpu-box.txt"
   fi
-  tar -C "$out" -cf - wheels | split -b "${part_mib}M" -d -a 2 - "$out/wheels.tar.part"
-  for f in "$out"/wheels.tar.part*; do mkdir -p "$out/c${f##*part}"; mv "$f" "$out/c${f##*part}/"; done
+  tar -C "$out" -cf - wheels | into_uploads "$out" wheels.tar c
   rm -rf "$out/wheels"; du -sh "$out"/c*
   echo "$(ls -d "$out"/c* | wc -l) uploads: one call per part, each carrying it and running 'stage'"
   ;;
@@ -63,8 +69,7 @@ pack-demos)
     echo "$src/data holds no finished demos: run chefmate-study --spec SPEC --out $src --stages demos first" >&2; exit 2
   fi
   rm -rf "$out"/d[0-9]*; mkdir -p "$out"
-  tar -C "$src" -cf - data | split -b "${part_mib}M" -d -a 2 - "$out/demos.tar.part"
-  for f in "$out"/demos.tar.part*; do mkdir -p "$out/d${f##*part}"; mv "$f" "$out/d${f##*part}/"; done
+  tar -C "$src" -cf - data | into_uploads "$out" demos.tar d
   du -sh "$out"/d*
   echo "$(ls -d "$out"/d* | wc -l) more uploads: 'stage' each dNN as the wheels; 'start' puts them in the study"
   ;;
@@ -76,8 +81,7 @@ pack-weights)
     echo "$src: weights parts missing or damaged: put every collect-weights call's files in one folder" >&2; exit 2
   fi
   rm -rf "$out"/w[0-9]*; mkdir -p "$out"
-  cat "$src"/weights.tar.part* | split -b "${part_mib}M" -d -a 2 - "$out/weights.tar.part"
-  for f in "$out"/weights.tar.part*; do mkdir -p "$out/w${f##*part}"; mv "$f" "$out/w${f##*part}/"; done
+  cat "$src"/weights.tar.part* | into_uploads "$out" weights.tar w
   cp "$src/weights.tar.sha256" "$out/w00/"; du -sh "$out"/w*
   echo "$(ls -d "$out"/w* | wc -l) more uploads: 'stage' each wNN as the wheels; 'start' puts them in the study"
   ;;

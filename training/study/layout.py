@@ -50,6 +50,11 @@ def is_done(folder: Path) -> bool:
     return (folder / MARKER).exists()
 
 
+def done_info(folder: Path) -> dict[str, Any]:
+    """What a finished unit's marker recorded; {} for an unfinished one."""
+    return json.loads((folder / MARKER).read_text()) if is_done(folder) else {}
+
+
 def mark_done(folder: Path, **info: Any) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     # A kill leaves either no marker or a whole one.

@@ -19,7 +19,7 @@ import pandas as pd
 
 from eval.metrics import METRICS, N_BOOT, MetricValue, error_count, success_act
 from eval.report import load_episodes
-from training.study.layout import eval_seeds, is_done, run_name
+from training.study.layout import done_info, eval_seeds, is_done, run_name
 from training.study.spec import BASE_DATA
 
 # summary.csv column -> eval.metrics key
@@ -247,12 +247,7 @@ def render_html(summary: pd.DataFrame, study: dict, out: Path) -> str:
 def trained_on(spec, layout, here: str) -> str:
     """Where the fine-tunes ran, as their markers say; a report rewritten elsewhere (on a CPU, from results carried
     back from a GPU box) keeps the machine the earlier report named, and only a new study names this one."""
-    seen = set()
-    for run in spec.run_ids():
-        marker = layout.model(run_name(*run)) / "DONE.json"
-        if marker.exists():
-            seen.add(json.loads(marker.read_text()).get("machine"))
-    seen.discard(None)
+    seen = {done_info(layout.model(run_name(*run))).get("machine") for run in spec.run_ids()} - {None}
     return ", ".join(sorted(seen)) if seen else _earlier(layout, "machine", here)
 
 
@@ -278,7 +273,7 @@ def write_report(spec, layout, failed: dict[str, str], timings: dict[str, float]
         "competence_gate_passed": all(g["passed"] for g in gate.values()),
         "answer": answer(spec, summary, reps, gate),
         # The demos stay on the machine that made them; without their markers the earlier report's numbers stand.
-        "demo_layout_seeds": {name: json.loads((layout.data(name) / "DONE.json").read_text()).get("layout_seeds")
+        "demo_layout_seeds": {name: done_info(layout.data(name)).get("layout_seeds")
                               for name in [d.name for d in spec.data] + [BASE_DATA] if is_done(layout.data(name))}
                              or _earlier(layout, "demo_layout_seeds", {}),
         "fine_tunes_start_from": starting_point(spec),

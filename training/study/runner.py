@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from leisaac_tasks.atomic import write_text_atomic
-from training.study.layout import Layout, eval_seeds, is_done, mark_done, run_name
+from training.study.layout import MARKER, Layout, done_info, eval_seeds, is_done, mark_done, run_name
 from training.study.spec import BASE_DATA, StudySpec, spec_to_dict
 
 if TYPE_CHECKING:
     from training.finetune import FinetuneConfig
+
+GENERATION = "generation.json"  # chefmate-generate's account of the datasets a recipe made in its folder
 
 
 # --- units (each runs in a Ray worker) ----------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def unit_backbone(spec: StudySpec, folder: Path) -> dict:
 
 def dataset_roots(folder: Path) -> list[Path]:
     """The datasets a recipe wrote into ``folder`` (several are mixed with GR00T's balancing)."""
-    info = json.loads((folder / "generation.json").read_text())
+    info = json.loads((folder / GENERATION).read_text())
     return [folder / name for name in info["datasets"]]
 
 
@@ -282,7 +284,7 @@ def recorded_training(model: Path) -> dict[str, Any] | None:
 def recorded_demos(folder: Path) -> int | None:
     """How many demos a data condition's finished datasets hold (the fewest of its datasets; each has the spec's
     ``episodes``); None where none were made here."""
-    info = folder / "generation.json"
+    info = folder / GENERATION
     if not info.exists():
         return None
     return min(d["kept"] for d in json.loads(info.read_text())["datasets"].values())
@@ -296,15 +298,14 @@ def supersede_stale_runs(spec: StudySpec, layout: Layout, log: Callable[[str], N
     for d in spec.data:
         made = recorded_demos(layout.data(d.name))
         if is_done(layout.data(d.name)) and made is not None and made != d.episodes:
-            (layout.data(d.name) / "DONE.json").unlink()  # the datasets stay: generating resumes from them
+            (layout.data(d.name) / MARKER).unlink()  # the datasets stay: generating resumes from them
             log(f"[demos] {d.name} holds {made} demos a dataset, the spec asks {d.episodes}: made up to it")
     moved = []
     for data, tuning, seed in spec.run_ids():
         name = run_name(data, tuning, seed)
         recorded = recorded_training(layout.model(name))
         wanted = spec.training(data, tuning, seed)
-        marker = layout.model(name) / "DONE.json"
-        demos = json.loads(marker.read_text()).get("demos") if marker.exists() else None
+        demos = done_info(layout.model(name)).get("demos")
         episodes = next(d.episodes for d in spec.data if d.name == data)
         if recorded is None or recorded == wanted and demos in (None, episodes):  # None: not recorded then
             continue
@@ -348,7 +349,7 @@ def run_study(spec: StudySpec, out: Path, address: str | None = None, log: Calla
     demos += [(d.name, d.recipe, d.episodes) for d in spec.data]  # the base's first: every fine-tune waits on it
     # A demos marker restored without its datasets (collect brings markers only) is not finished demos.
     tasks = [Task(f"demos:{name}", layout.data(name), unit_demos, (spec, recipe, episodes, layout.data(name)), 0.0,
-                  cpus=res.demo_workers, output=layout.data(name) / "generation.json")
+                  cpus=res.demo_workers, output=layout.data(name) / GENERATION)
              for name, recipe, episodes in demos]
     tasks.append(Task("backbone:", layout.backbone, unit_backbone, (spec, layout.backbone),
                       res.finetune_gpus if gpu else 0.0, output=layout.backbone / "model"))
