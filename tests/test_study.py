@@ -339,3 +339,55 @@ def test_a_condition_given_more_demos_makes_them_up_and_trains_its_runs_again(tm
     assert (layout.data("seed") / "DONE.json").exists()
     assert (layout.model("seed__gr00t_default__s0") / "DONE.json").exists()
     assert (layout.model("balanced__seed_lora__s0") / "DONE.json").exists()
+
+
+def test_what_a_lease_brought_back_is_kept_small_and_reads_the_same(tmp_path):
+    """A run collected from the box replaces the committed one with the files the report reads (episodes gzipped,
+    the same rows); figures and checkpoint configs stay out; committed runs that did not come back stay."""
+    import gzip
+    import shutil
+    import tarfile
+
+    from training.study.keep import RUN_FILES, main as keep_main
+
+    committed = ROOT / "reports" / "study"
+    back = tmp_path / "back"  # what collect brings: a study folder with a run trained again, plus extras
+    name = "seed__full__s0"
+    shutil.copytree(committed / "runs" / name, back / "runs" / name)
+    run = back / "runs" / name
+    with gzip.open(run / "eval" / "episodes.csv.gz") as f:
+        rows = f.read()
+    (run / "eval" / "episodes.csv.gz").unlink()
+    (run / "eval" / "episodes.csv").write_bytes(rows)  # as the grid writes it
+    for extra in ("eval/heatmap.png", "model/checkpoint-2000/config.json", "diagnose/counterfactual_pairs.json"):
+        (run / extra).parent.mkdir(parents=True, exist_ok=True)
+        (run / extra).write_text("{}")
+    (back / "study.json").write_text((committed / "study.json").read_text())
+    with tarfile.open(tmp_path / "study_results.tgz", "w:gz") as tar:
+        tar.add(back, arcname=".")
+
+    dest = tmp_path / "study"
+    shutil.copytree(committed, dest)
+    (dest / "runs" / name / "eval" / "stale.txt").write_text("from the run before")
+    assert keep_main([str(tmp_path), str(dest)]) == 0
+    kept = sorted(str(p.relative_to(dest / "runs" / name)) for p in (dest / "runs" / name).rglob("*") if p.is_file())
+    assert kept == sorted(f"{unit}/{f}.gz" if f == "episodes.csv" else f"{unit}/{f}"
+                          for unit, names in RUN_FILES.items() for f in names)
+    with gzip.open(dest / "runs" / name / "eval" / "episodes.csv.gz") as f:
+        assert f.read() == rows
+    # The same rows give the same gzipped bytes: keeping twice changes nothing in git.
+    assert (dest / "runs" / name / "eval" / "episodes.csv.gz").read_bytes() == \
+        (committed / "runs" / name / "eval" / "episodes.csv.gz").read_bytes()
+    others = {p.name for p in (committed / "runs").iterdir()}
+    assert {p.name for p in (dest / "runs").iterdir()} == others
+
+
+def test_keeping_nothing_is_one_clear_line(tmp_path, capsys):
+    from training.study.keep import main as keep_main
+
+    with pytest.raises(SystemExit) as exit_:
+        keep_main([str(tmp_path), str(tmp_path / "dest")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"{tmp_path} holds no study results (no runs/, no study.json): pass the folder collect wrote "
+        "(study_results.tgz) or a study's --out folder")

@@ -45,6 +45,11 @@ class Layout:
     def diagnosis(self, name: str) -> Path:
         return self.run(name) / "diagnose"
 
+    def episodes(self, name: str) -> Path:
+        """The evaluation's episodes: as the grid wrote them, or gzipped as committed (training.study.keep)."""
+        written = self.grid(name) / "episodes.csv"
+        return written if written.exists() else written.with_name("episodes.csv.gz")
+
 
 def is_done(folder: Path) -> bool:
     return (folder / MARKER).exists()

@@ -64,7 +64,7 @@ def load_runs(spec, layout) -> tuple[pd.DataFrame, dict[str, dict]]:
     for data, tuning, seed in spec.run_ids():
         name = run_name(data, tuning, seed)
         if is_done(layout.grid(name)):
-            df = load_episodes(layout.grid(name) / "episodes.csv")
+            df = load_episodes(layout.episodes(name))
             frames.append(df.assign(policy=name, data=data, tuning=tuning, train_seed=seed))
         if is_done(layout.diagnosis(name)):
             diagnoses[name] = json.loads((layout.diagnosis(name) / "diagnosis.json").read_text())

@@ -153,7 +153,7 @@ def unit_diagnose(spec: StudySpec, layout: Layout, name: str, data: str) -> dict
     # Competence and the closed-loop metrics come from this run's evaluation grid, not a second grid.
     diagnose(DiagnoseConfig(policy=f"vla:{layout.model(name)}", out=out,
                             datasets=tuple(dataset_roots(layout.data(data))), seeds=spec.diagnose_seeds,
-                            episodes=layout.grid(name) / "episodes.csv"), log=lambda *_: None)
+                            episodes=layout.episodes(name)), log=lambda *_: None)
     mark_done(out)
     return {}
 

@@ -1,0 +1,98 @@
+"""Keep what a GPU lease brought back: the study's results, small enough to commit and to travel again.
+
+    python -m training.study.keep RESULTS reports/study   # RESULTS: collect's folder (study_results.tgz) or a study
+
+Every upload to the GPU box carries the tracked tree beside a 59 MiB part, so the committed study must stay small
+for all its seeds. Per run it keeps the files the report and a later lease read (markers, the model's config and
+loss curve, the evaluation's episodes gzipped - about 28x smaller - and summary, the diagnosis), and leaves the
+figures, checkpoints' configs and counterfactual pairs that the report does not need. A run that came back replaces
+the committed one whole (a finished run's units belong together); committed runs that did not come back stay.
+The study's own tables are then rebuilt here: ``chefmate-study --spec DEST/spec.json --out DEST --stages report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from training.study.layout import MARKER
+
+EPISODES = "episodes.csv"
+# Per unit folder of a run: the files that are kept (episodes.csv is kept gzipped).
+RUN_FILES = {"model": (MARKER, "config.json", "loss.csv"),
+             "eval": (MARKER, EPISODES, "summary.csv"),
+             "diagnose": (MARKER, "diagnosis.json", "diagnosis.md")}
+# The study's own files and its shared units' markers (their weights and datasets never travel back).
+STUDY_FILES = ("spec.json", "study.json", "summary.csv", "runs.csv", "timings.json", "report.html",
+               "language_sensitivity.png", "metrics_bars.png")
+SHARED_MARKERS = ("backbone", "base", "data/*")
+
+
+class KeepError(ValueError):
+    pass
+
+
+def keep_run(src: Path, dest: Path) -> None:
+    """One run's kept files, from a study's runs/NAME into DEST (replaced whole)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    for unit, names in RUN_FILES.items():
+        for name in names:
+            f = src / unit / name
+            if not f.exists():
+                continue
+            (dest / unit).mkdir(parents=True, exist_ok=True)
+            if name == EPISODES:
+                with f.open("rb") as raw, gzip.GzipFile(dest / unit / (name + ".gz"), "wb", mtime=0) as packed:
+                    shutil.copyfileobj(raw, packed)  # mtime 0: the same episodes give the same bytes
+            else:
+                shutil.copy2(f, dest / unit / name)
+
+
+def keep(results: Path, dest: Path) -> list[str]:
+    """Every run in RESULTS (a study folder) kept into DEST; returns the runs' names."""
+    runs = sorted(p for p in (results / "runs").glob("*") if p.is_dir()) if (results / "runs").is_dir() else []
+    if not runs and not (results / "study.json").exists():
+        raise KeepError(f"{results} holds no study results (no runs/, no study.json): pass the folder collect "
+                        "wrote (study_results.tgz) or a study's --out folder")
+    for run in runs:
+        keep_run(run, dest / "runs" / run.name)
+    for name in STUDY_FILES:
+        if (results / name).exists():
+            shutil.copy2(results / name, dest / name)
+    for pattern in SHARED_MARKERS:
+        for marker in results.glob(f"{pattern}/{MARKER}"):
+            target = dest / marker.relative_to(results)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(marker, target)
+    return [r.name for r in runs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.study.keep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", type=Path, help="collect's folder (study_results.tgz in it), the .tgz, or a study")
+    p.add_argument("dest", type=Path, help="the committed study, e.g. reports/study")
+    a = p.parse_args(argv)
+    tgz = a.results / "study_results.tgz" if a.results.is_dir() else a.results
+    try:
+        if tgz.is_file():
+            with tempfile.TemporaryDirectory() as tmp, tarfile.open(tgz) as tar:
+                tar.extractall(tmp, filter="data")
+                kept = keep(Path(tmp), a.dest)
+        elif a.results.is_dir():
+            kept = keep(a.results, a.dest)
+        else:
+            raise KeepError(f"{a.results}: no such folder or file; pass the folder collect wrote")
+    except KeepError as e:
+        p.exit(2, f"{e}\n")
+    print(f"kept {len(kept)} runs in {a.dest}: {', '.join(kept)}")
+    print(f"now rebuild its tables: chefmate-study --spec {a.dest}/spec.json --out {a.dest} --stages report")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
