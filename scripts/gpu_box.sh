@@ -17,9 +17,12 @@
 #           scripts/gpu_box.sh stop                      # the study and its Ray (then `start` again resumes it)
 #           scripts/gpu_box.sh watch SECONDS             # progress until the study ends or SECONDS pass
 #           scripts/gpu_box.sh collect OUT               # the report, every small result file, the logs
-#           scripts/gpu_box.sh collect-weights OUT N     # the backbone's and base's weights, 4 parts a call (N=0,1,..)
+#           scripts/gpu_box.sh collect-weights OUT N [models]  # the backbone's and base's weights (or, with
+#                                                        #   models, the fine-tunes'), 4 parts a call (N=0,1,..)
 #   here:   scripts/gpu_box.sh pack-weights PARTS OUT    # those parts as uploads OUT/wNN: a later lease stages them
 #                                                        #   and skips the backbone and base (about 4 minutes)
+#           scripts/gpu_box.sh receive PARTS STUDY       # those parts, checked, into a study folder here: the
+#                                                        #   fine-tunes are then evaluated on this CPU box
 #
 # The lease plan (README, "On an offline GPU box"): every upload first, then start. The study writes to /tmp/study;
 # rerunning `start` resumes it (chefmate-study redoes only unfinished units). Never `pkill -f` a pattern that this
@@ -158,6 +161,8 @@ EOF
   # on the GPU shows now, not twenty minutes in. Its local Ray is a second instance; the GPU has room for both.
   # Once it has passed on this box, a later start (another seed) goes straight on.
   if [ -f "$smoke/report.html" ]; then echo "GPU smoke passed on this box already"; exit 0; fi
+  # A short lease of code that has run on a GPU may skip it: it shares the GPU with the study's fine-tunes.
+  if [ "${GPU_BOX_SMOKE:-1}" = 0 ]; then echo "GPU smoke skipped (GPU_BOX_SMOKE=0)"; exit 0; fi
   rm -rf "$smoke"
   rc=0; timeout "${SMOKE_TIMEOUT:-300}" python3 -m training.study.cli --spec studies/smoke_gpu.yaml --out "$smoke" \
        >"$smoke.log" 2>"$smoke.err" || rc=$?
@@ -209,29 +214,62 @@ collect)
   ls -la "$out"
   ;;
 collect-weights)
-  # The backbone's and the base's final weights (no checkpoints, no optimizer state) in 15 MiB parts, four a call:
-  # with them a later lease starts at the fine-tunes, from the very same base as this one.
-  out=${2:?out}; n=${3:?part group: 0 for the first four parts, 1 for the next four, ...}
-  parts=${GPU_BOX_WEIGHTS:-/tmp/weights}
-  if [ ! -f "$parts/weights.sha256" ]; then
+  # Final weights (no checkpoints, no optimizer state) in 15 MiB parts, four a call. WHAT=shared (default): the
+  # backbone's and the base's, so a later lease starts at the fine-tunes from the very same base. WHAT=models: every
+  # fine-tune's model that is there, so they are evaluated and diagnosed on the CPU box (`receive`, then
+  # chefmate-study --stages evaluate,diagnose,report) and the lease is spent on training only. N=0 packs them anew.
+  out=${2:?out}; n=${3:?part group: 0 for the first four parts, 1 for the next four, ...}; what=${4:-shared}
+  parts=${GPU_BOX_WEIGHTS:-/tmp/weights}/$what
+  case "$what" in
+  shared)
+    name=weights; folders=()
     for unit in backbone base; do
       if [ ! -f "$study/$unit/DONE.json" ] || [ ! -d "$study/$unit/model" ]; then
         echo "$study/$unit is not finished: collect its weights after the study's [$unit] line" >&2; exit 2
       fi
+      folders+=("$unit/model")
+    done ;;
+  models)
+    # Finished fine-tunes with their weights (runs restored from results hold configs only); not superseded ones.
+    name=models; folders=()
+    for m in "$study"/runs/*/model; do
+      case "$m" in *.superseded-*) continue ;; esac
+      if [ -f "$m/DONE.json" ] && ls "$m"/*.safetensors >/dev/null 2>&1; then folders+=("${m#"$study"/}"); fi
     done
+    if [ ${#folders[@]} -eq 0 ]; then
+      echo "$study/runs holds no finished fine-tune with weights: collect models after the study's [finetune] lines" >&2
+      exit 2
+    fi ;;
+  *) echo "collect-weights: WHAT is shared or models, not '$what'" >&2; exit 2 ;;
+  esac
+  if [ "$n" -eq 0 ] || [ ! -f "$parts/$name.sha256" ]; then
     rm -rf "$parts"; mkdir -p "$parts"
-    tar -C "$study" --exclude='checkpoint-*' -cf "$parts/weights.tar" backbone/model base/model
-    (cd "$parts" && sha256sum weights.tar >weights.tar.sha256)
-    split -b "${WEIGHT_PART_MIB:-15}M" -d -a 2 "$parts/weights.tar" "$parts/weights.tar.part" && rm "$parts/weights.tar"
-    (cd "$parts" && sha256sum weights.tar.part* weights.tar.sha256 >weights.sha256)
+    tar -C "$study" --exclude='checkpoint-*' -cf "$parts/$name.tar" "${folders[@]}"
+    (cd "$parts" && sha256sum "$name.tar" >"$name.tar.sha256")
+    split -b "${WEIGHT_PART_MIB:-15}M" -d -a 2 "$parts/$name.tar" "$parts/$name.tar.part" && rm "$parts/$name.tar"
+    (cd "$parts" && sha256sum "$name".tar.part* "$name.tar.sha256" >"$name.sha256")
   fi
-  mkdir -p "$out"; all=("$parts"/weights.tar.part*); first=$(( n * 4 )); took=("${all[@]:$first:4}")
+  mkdir -p "$out"; all=("$parts/$name".tar.part*); first=$(( n * 4 )); took=("${all[@]:$first:4}")
   for f in "${took[@]}"; do cp "$f" "$out/"; done
-  if [ "$n" -eq 0 ]; then cp "$parts/weights.sha256" "$parts/weights.tar.sha256" "$out/"; fi
+  if [ "$n" -eq 0 ]; then cp "$parts/$name.sha256" "$parts/$name.tar.sha256" "$out/"; fi
   left=$(( ${#all[@]} - first - ${#took[@]} ))
-  echo "weights: ${#took[@]} of ${#all[@]} parts here; $([ "$left" -gt 0 ] && echo "call again with N=$(( n + 1 ))" || echo "all sent")"
+  echo "$name (${#folders[@]} folders): ${#took[@]} of ${#all[@]} parts here; $([ "$left" -gt 0 ] && echo "call again with N=$(( n + 1 ))" || echo "all sent")"
+  ;;
+receive)
+  # Here: what collect-weights brought back (every call's files in one folder), checked and put into a study
+  # folder: the fine-tunes' models to evaluate here, or the backbone and base.
+  src=${2:?folder with the collect-weights parts}; dest=${3:?study folder}; got=0
+  for name in weights models; do
+    if [ ! -f "$src/$name.sha256" ]; then continue; fi
+    if ! (cd "$src" && sha256sum -c --quiet "$name.sha256" >/dev/null 2>&1); then
+      echo "$src: $name parts missing or damaged: put every collect-weights call's files in one folder" >&2; exit 2
+    fi
+    mkdir -p "$dest"; cat "$src/$name".tar.part* | tar -C "$dest" -xf -; got=1
+    echo "$name into $dest: $(cat "$src/$name".tar.part* | tar -tf - | grep -c '/DONE.json$\|safetensors$' || true) files"
+  done
+  if [ "$got" -eq 0 ]; then echo "$src holds no weights.sha256 or models.sha256: bring collect-weights' files" >&2; exit 2; fi
   ;;
 *)
-  sed -n 2,21p "$0"; exit 2
+  sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2
   ;;
 esac

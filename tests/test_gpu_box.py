@@ -155,7 +155,7 @@ def test_damaged_or_unfinished_weights_are_one_clear_line(tmp_path):
     subprocess.run(["bash", str(SCRIPT), "collect-weights", str(tmp_path / "out"), "0"], env=env, check=True,
                    capture_output=True)
     (tmp_path / "stage").mkdir()
-    for f in (tmp_path / "w").glob("weights.tar*"):
+    for f in (tmp_path / "w" / "shared").glob("weights.tar*"):
         (tmp_path / "stage" / f.name).write_bytes(f.read_bytes())
     with open(tmp_path / "stage" / "weights.tar.part01", "r+b") as f:
         f.write(b"torn")
@@ -181,3 +181,42 @@ def test_collect_leaves_the_weights_folders_that_would_pass_for_finished_units(t
     with tarfile.open(tmp_path / "out" / "study_results.tgz") as tar:
         names = sorted(n.removeprefix("./") for n in tar.getnames())
     assert names == ["backbone/DONE.json", "base/DONE.json", "runs/r/eval/episodes.csv"]
+
+
+def test_finished_fine_tunes_come_back_whole_to_be_evaluated_here(tmp_path):
+    """collect-weights models brings every finished fine-tune that holds weights (not a run restored from results,
+    not a superseded or unfinished one) and receive puts them, checked, into a study folder here."""
+    box_study, here = tmp_path / "box", tmp_path / "here"
+    for run, done, weights in (("seed__full__s0", True, True), ("seed__gr00t_default__s0", True, False),
+                               ("seed__full__s0.superseded-1", True, True), ("seed__llm_lora__s0", False, True)):
+        model = box_study / "runs" / run / "model"
+        model.mkdir(parents=True)
+        (model / "config.json").write_text("{}")
+        if done:
+            (model / "DONE.json").write_text("{}")
+        if weights:
+            (model / "model.safetensors").write_bytes(os.urandom(2_500_000))
+            (model / "checkpoint-500").mkdir()
+            (model / "checkpoint-500" / "optimizer.pt").write_bytes(os.urandom(1000))
+    box = {**os.environ, "GPU_BOX_STUDY": str(box_study), "GPU_BOX_WEIGHTS": str(tmp_path / "w"),
+           "WEIGHT_PART_MIB": "1"}
+    done = subprocess.run(["bash", str(SCRIPT), "collect-weights", str(tmp_path / "back"), "0", "models"], env=box,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "models (1 folders): 3 of 3 parts here; all sent" in done.stdout, done.stderr
+    got = subprocess.run(["bash", str(SCRIPT), "receive", str(tmp_path / "back"), str(here)], capture_output=True,
+                         text=True)
+    assert got.returncode == 0, got.stderr
+    model = "runs/seed__full__s0/model"
+    assert _tree(here) == {k: v for k, v in _tree(box_study).items() if k.startswith(model) and "checkpoint" not in k}
+
+    (tmp_path / "back" / "models.tar.part01").write_bytes(b"torn")
+    torn = subprocess.run(["bash", str(SCRIPT), "receive", str(tmp_path / "back"), str(tmp_path / "else")],
+                          capture_output=True, text=True)
+    assert torn.returncode == 2 and not (tmp_path / "else").exists()
+    assert torn.stderr.strip() == (f"{tmp_path / 'back'}: models parts missing or damaged: put every collect-weights "
+                                   "call's files in one folder")
+    empty = subprocess.run(["bash", str(SCRIPT), "collect-weights", str(tmp_path / "o"), "0", "models"],
+                           env={**box, "GPU_BOX_STUDY": str(tmp_path / "none")}, capture_output=True, text=True)
+    assert empty.returncode == 2 and empty.stderr.strip() == (
+        f"{tmp_path / 'none'}/runs holds no finished fine-tune with weights: collect models after the study's "
+        "[finetune] lines")

@@ -126,6 +126,7 @@ def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path)
     assert len(pd.read_csv(out / "runs.csv")) == 4
     study = json.loads((out / "study.json").read_text())
     assert study["machine"].startswith("CPU") and set(study["wall_seconds"]) >= {"demos", "finetune", "evaluate"}
+    assert study["evaluated_on"] == study["machine"]  # the evaluations name where they ran
     # Tiny models trained for 4 steps can't do the task: the gate holds and no verdict about language is drawn.
     assert study["competence_gate_passed"] is False
     assert study["answer"]["verdict"].startswith("inconclusive: not competent")
@@ -138,8 +139,27 @@ def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path)
     leftover = sorted(_ray_workers() - others)
     assert not leftover, f"Ray workers left running: {leftover}"
 
-    # Results carried over without their checkpoints (a GPU box's models stay behind): nothing is retrained.
+    # A lease that only trains: its fine-tunes' weights come back (gpu_box.sh collect-weights models, receive) to a
+    # folder holding the demos, and evaluated there they give the very episodes evaluated where they were trained.
     import shutil
+
+    here = tmp_path / "here"
+    box = {**env, "GPU_BOX_STUDY": str(out), "GPU_BOX_WEIGHTS": str(tmp_path / "w")}
+    gpu_box = str(ROOT / "scripts" / "gpu_box.sh")
+    subprocess.run(["bash", gpu_box, "collect-weights", str(tmp_path / "back"), "0", "models"], env=box, check=True,
+                   capture_output=True)
+    subprocess.run(["bash", gpu_box, "receive", str(tmp_path / "back"), str(here)], check=True, capture_output=True)
+    shutil.copytree(out / "data", here / "data")
+    evaluated = subprocess.run([*_cli(), "--spec", str(SMOKE), "--out", str(here), "--stages", "evaluate,report"],
+                               capture_output=True, text=True, env=env, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stdout[-2000:] + evaluated.stderr[-2000:]
+    for grid in (out / "runs").glob("*/eval"):
+        rows = [pd.read_csv(g / "episodes.csv").drop(columns=["policy", "wall_seconds"])  # the folder, the clock
+                for g in (grid, here / "runs" / grid.parent.name / "eval")]
+        pd.testing.assert_frame_equal(rows[1], rows[0])
+    assert json.loads((here / "study.json").read_text())["evaluated_on"] == study["machine"]
+
+    # Results carried over without their checkpoints (a GPU box's models stay behind): nothing is retrained.
 
     for model in (out / "runs").glob("*/model"):
         shutil.rmtree(model)
@@ -362,7 +382,6 @@ def test_what_a_lease_brought_back_is_kept_small_and_reads_the_same(tmp_path):
     for extra in ("eval/heatmap.png", "model/checkpoint-2000/config.json", "diagnose/counterfactual_pairs.json"):
         (run / extra).parent.mkdir(parents=True, exist_ok=True)
         (run / extra).write_text("{}")
-    (back / "study.json").write_text((committed / "study.json").read_text())
     with tarfile.open(tmp_path / "study_results.tgz", "w:gz") as tar:
         tar.add(back, arcname=".")
 
@@ -389,5 +408,4 @@ def test_keeping_nothing_is_one_clear_line(tmp_path, capsys):
         keep_main([str(tmp_path), str(tmp_path / "dest")])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        f"{tmp_path} holds no study results (no runs/, no study.json): pass the folder collect wrote "
-        "(study_results.tgz) or a study's --out folder")
+        f"{tmp_path} holds no runs: pass the folder collect wrote (study_results.tgz) or a study's --out folder")

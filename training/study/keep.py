@@ -7,7 +7,8 @@ for all its seeds. Per run it keeps the files the report and a later lease read 
 loss curve, the evaluation's episodes gzipped - about 28x smaller - and summary, the diagnosis), and leaves the
 figures, checkpoints' configs and counterfactual pairs that the report does not need. A run that came back replaces
 the committed one whole (a finished run's units belong together); committed runs that did not come back stay.
-The study's own tables are then rebuilt here: ``chefmate-study --spec DEST/spec.json --out DEST --stages report``.
+The study's tables, figures and study.json are then rebuilt here from every kept run:
+``chefmate-study --spec DEST/spec.json --out DEST --stages report``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ EPISODES = "episodes.csv"
 RUN_FILES = {"model": (MARKER, "config.json", "loss.csv"),
              "eval": (MARKER, EPISODES, "summary.csv"),
              "diagnose": (MARKER, "diagnosis.json", "diagnosis.md")}
-# The study's own files and its shared units' markers (their weights and datasets never travel back).
-STUDY_FILES = ("spec.json", "study.json", "summary.csv", "runs.csv", "timings.json", "report.html",
-               "language_sensitivity.png", "metrics_bars.png")
+# The spec the runs were trained for, and the shared units' markers (their weights and datasets never travel back).
+# The study's tables, figures and study.json are rebuilt from the kept runs; the results may hold only some runs
+# (a lease that trained part of a row, evaluated on the CPU box).
+STUDY_FILES = ("spec.json",)
 SHARED_MARKERS = ("backbone", "base", "data/*")
 
 
@@ -55,9 +57,9 @@ def keep_run(src: Path, dest: Path) -> None:
 def keep(results: Path, dest: Path) -> list[str]:
     """Every run in RESULTS (a study folder) kept into DEST; returns the runs' names."""
     runs = sorted(p for p in (results / "runs").glob("*") if p.is_dir()) if (results / "runs").is_dir() else []
-    if not runs and not (results / "study.json").exists():
-        raise KeepError(f"{results} holds no study results (no runs/, no study.json): pass the folder collect "
-                        "wrote (study_results.tgz) or a study's --out folder")
+    if not runs:
+        raise KeepError(f"{results} holds no runs: pass the folder collect wrote (study_results.tgz) or a study's "
+                        "--out folder")
     for run in runs:
         keep_run(run, dest / "runs" / run.name)
     for name in STUDY_FILES:

@@ -237,7 +237,8 @@ def render_html(summary: pd.DataFrame, study: dict, out: Path) -> str:
             "font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style></head><body>"
             f"<h1>Study {html.escape(study['name'])}</h1><p><b>Answer:</b> {html.escape(study['answer']['verdict'])}"
             f"</p><p>Fine-tunes start from {html.escape(study['fine_tunes_start_from'])}.</p>"
-            f"<p>Competence gate ({study['competence_gate']}): {gate}. Machine: {html.escape(study['machine'])}. "
+            f"<p>Competence gate ({study['competence_gate']}): {gate}. Trained on {html.escape(study['machine'])}, "
+            f"evaluated on {html.escape(study['evaluated_on'])}. "
             f"Evaluation layout seeds {study['evaluation_layout_seeds']}, demo layout seeds "
             f"{study['demo_layout_seeds']}.</p>{table}{_img(out / 'language_sensitivity.png')}"
             f"{_img(out / 'metrics_bars.png')}" + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "")
@@ -249,6 +250,14 @@ def trained_on(spec, layout, here: str) -> str:
     back from a GPU box) keeps the machine the earlier report named, and only a new study names this one."""
     seen = {done_info(layout.model(run_name(*run))).get("machine") for run in spec.run_ids()} - {None}
     return ", ".join(sorted(seen)) if seen else _earlier(layout, "machine", here)
+
+
+def evaluated_on(spec, layout) -> str:
+    """Where the evaluations ran, as their markers say (a lease may train only, and the CPU box evaluate). A marker
+    from before they named it ran where its fine-tune did: the whole study ran on the GPU box then."""
+    seen = {done_info(layout.grid(name)).get("machine") or done_info(layout.model(name)).get("machine")
+            for name in (run_name(*run) for run in spec.run_ids()) if is_done(layout.grid(name))} - {None}
+    return ", ".join(sorted(seen)) if seen else "no run evaluated yet"
 
 
 def _earlier(layout, key: str, default: Any) -> Any:
@@ -267,7 +276,7 @@ def write_report(spec, layout, failed: dict[str, str], timings: dict[str, float]
     summary, runs, reps = summarize_study(spec, episodes, diagnoses)
     gate = competence(spec, episodes)
     study = {
-        "name": spec.name, "machine": machine, "wall_seconds": timings,
+        "name": spec.name, "machine": machine, "evaluated_on": evaluated_on(spec, layout), "wall_seconds": timings,
         "wall_minutes_total": round(sum(timings.values()) / 60, 2),
         "competence_gate": spec.competence_gate, "competence": gate,
         "competence_gate_passed": all(g["passed"] for g in gate.values()),

@@ -141,7 +141,7 @@ def unit_eval(spec: StudySpec, layout: Layout, name: str) -> dict:
     run(MatrixConfig(policies=(f"vla:{layout.model(name)}",), scenarios=scenarios, families=e.families,
                      seeds=eval_seeds(spec), backend=e.backend, image_size=spec.image_size, max_steps=e.max_steps,
                      out=out, resume=True, num_envs=e.num_envs), progress=False, argv=["chefmate-study"])
-    mark_done(out)
+    mark_done(out, machine=machine())  # a lease may only train: the CPU box then evaluates
     return {}
 
 
@@ -154,7 +154,7 @@ def unit_diagnose(spec: StudySpec, layout: Layout, name: str, data: str) -> dict
     diagnose(DiagnoseConfig(policy=f"vla:{layout.model(name)}", out=out,
                             datasets=tuple(dataset_roots(layout.data(data))), seeds=spec.diagnose_seeds,
                             episodes=layout.episodes(name)), log=lambda *_: None)
-    mark_done(out)
+    mark_done(out, machine=machine())
     return {}
 
 
