@@ -44,6 +44,14 @@ box_env() {
   if [ -f "$vendor" ]; then export __EGL_VENDOR_LIBRARY_FILENAMES=$vendor; fi
 }
 
+# The parts collect-weights brought back (NAME: weights or models) are all in SRC and intact, or one clear line.
+parts_intact() {
+  local src=$1 name=$2
+  if ! (cd "$src" && sha256sum -c --quiet "$name.sha256" >/dev/null 2>&1); then
+    echo "$src: $name parts missing or damaged: put every collect-weights call's files in one folder" >&2; exit 2
+  fi
+}
+
 # A stream on stdin cut into upload-sized parts, one folder per upload: OUT/<LETTER>NN/NAME.partNN.
 into_uploads() {
   local out=$1 name=$2 letter=$3
@@ -80,9 +88,7 @@ pack-weights)
   # The weights' parts collect-weights brought back (15 MiB each, the most a call returns), joined and cut again
   # into uploads. The sha256 list travels with them: unpack checks it before the study may use the weights.
   src=${2:?folder with weights.tar.part* and weights.sha256}; out=${3:?output folder}
-  if ! (cd "$src" && sha256sum -c --quiet weights.sha256 >/dev/null 2>&1); then
-    echo "$src: weights parts missing or damaged: put every collect-weights call's files in one folder" >&2; exit 2
-  fi
+  parts_intact "$src" weights
   rm -rf "$out"/w[0-9]*; mkdir -p "$out"
   cat "$src"/weights.tar.part* | into_uploads "$out" weights.tar w
   cp "$src/weights.tar.sha256" "$out/w00/"; du -sh "$out"/w*
@@ -261,11 +267,10 @@ receive)
   src=${2:?folder with the collect-weights parts}; dest=${3:?study folder}; got=0
   for name in weights models; do
     if [ ! -f "$src/$name.sha256" ]; then continue; fi
-    if ! (cd "$src" && sha256sum -c --quiet "$name.sha256" >/dev/null 2>&1); then
-      echo "$src: $name parts missing or damaged: put every collect-weights call's files in one folder" >&2; exit 2
-    fi
-    mkdir -p "$dest"; cat "$src/$name".tar.part* | tar -C "$dest" -xf -; got=1
-    echo "$name into $dest: $(cat "$src/$name".tar.part* | tar -tf - | grep -c '/DONE.json$\|safetensors$' || true) files"
+    parts_intact "$src" "$name"
+    mkdir -p "$dest"; got=1
+    listed=$(cat "$src/$name".tar.part* | tar -C "$dest" -xvf -)  # a failed extraction stops here (set -e)
+    echo "$name into $dest: $(grep -c '/DONE.json$\|safetensors$' <<<"$listed" || true) files"
   done
   if [ "$got" -eq 0 ]; then echo "$src holds no weights.sha256 or models.sha256: bring collect-weights' files" >&2; exit 2; fi
   ;;

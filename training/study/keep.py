@@ -20,9 +20,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from training.study.layout import MARKER
+from training.study.layout import EPISODES, EPISODES_KEPT, MARKER
 
-EPISODES = "episodes.csv"
 # Per unit folder of a run: the files that are kept (episodes.csv is kept gzipped).
 RUN_FILES = {"model": (MARKER, "config.json", "loss.csv"),
              "eval": (MARKER, EPISODES, "summary.csv"),
@@ -48,7 +47,7 @@ def keep_run(src: Path, dest: Path) -> None:
                 continue
             (dest / unit).mkdir(parents=True, exist_ok=True)
             if name == EPISODES:
-                with f.open("rb") as raw, gzip.GzipFile(dest / unit / (name + ".gz"), "wb", mtime=0) as packed:
+                with f.open("rb") as raw, gzip.GzipFile(dest / unit / EPISODES_KEPT, "wb", mtime=0) as packed:
                     shutil.copyfileobj(raw, packed)  # mtime 0: the same episodes give the same bytes
             else:
                 shutil.copy2(f, dest / unit / name)

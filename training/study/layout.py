@@ -12,6 +12,8 @@ from leisaac_tasks.atomic import write_text_atomic
 from training.study.spec import StudySpec
 
 MARKER = "DONE.json"
+EPISODES = "episodes.csv"  # as the evaluation grid writes it
+EPISODES_KEPT = EPISODES + ".gz"  # as the committed study keeps it (training.study.keep)
 
 
 def run_name(data: str, tuning: str, seed: int) -> str:
@@ -47,8 +49,8 @@ class Layout:
 
     def episodes(self, name: str) -> Path:
         """The evaluation's episodes: as the grid wrote them, or gzipped as committed (training.study.keep)."""
-        written = self.grid(name) / "episodes.csv"
-        return written if written.exists() else written.with_name("episodes.csv.gz")
+        written = self.grid(name) / EPISODES
+        return written if written.exists() else written.with_name(EPISODES_KEPT)
 
 
 def is_done(folder: Path) -> bool:
