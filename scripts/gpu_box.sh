@@ -213,7 +213,7 @@ collect)
     # and base's folders stay too (collect-weights brings them whole): a model folder restored without its weights
     # would pass for a finished unit.
     (cd "$study" && { if [ -d data ]; then find ./data -maxdepth 2 -name DONE.json; fi; find . \( -path ./data -o -path ./backbone/model -o \
-       -path ./backbone/captions -o -path ./base/model \) -prune -o -type f \( -name '*.csv' \
+       -path ./backbone/captions -o -path ./base/model \) -prune -o -type f \( -name '*.csv' -o -name '*.csv.gz' \
        -o -name '*.json' -o -name '*.md' -o -name '*.png' -o -name '*.html' -o -name '*.txt' \) -size -2M -print; } \
        | tar -czf "$out/study_results.tgz" -T -)
   fi

@@ -175,12 +175,15 @@ def test_collect_leaves_the_weights_folders_that_would_pass_for_finished_units(t
     _fake_trained(study)
     (study / "runs" / "r" / "eval").mkdir(parents=True)
     (study / "runs" / "r" / "eval" / "episodes.csv").write_text("a\n1\n")
+    (study / "runs" / "kept" / "eval").mkdir(parents=True)  # restored from committed results: episodes gzipped
+    (study / "runs" / "kept" / "eval" / "episodes.csv.gz").write_bytes(b"\x1f\x8b")
     done = subprocess.run(["bash", str(SCRIPT), "collect", str(tmp_path / "out")], capture_output=True, text=True,
                           env={**os.environ, "GPU_BOX_STUDY": str(study)})
     assert done.returncode == 0, done.stderr
     with tarfile.open(tmp_path / "out" / "study_results.tgz") as tar:
         names = sorted(n.removeprefix("./") for n in tar.getnames())
-    assert names == ["backbone/DONE.json", "base/DONE.json", "runs/r/eval/episodes.csv"]
+    assert names == ["backbone/DONE.json", "base/DONE.json", "runs/kept/eval/episodes.csv.gz",
+                     "runs/r/eval/episodes.csv"]
 
 
 def test_finished_fine_tunes_come_back_whole_to_be_evaluated_here(tmp_path):

@@ -374,6 +374,8 @@ def test_what_a_lease_brought_back_is_kept_small_and_reads_the_same(tmp_path):
     back = tmp_path / "back"  # what collect brings: a study folder with a run trained again, plus extras
     name = "seed__full__s0"
     shutil.copytree(committed / "runs" / name, back / "runs" / name)
+    restored = "seed__full__s1"  # restored on the box from these results, not trained again
+    shutil.copytree(committed / "runs" / restored, back / "runs" / restored)
     run = back / "runs" / name
     with gzip.open(run / "eval" / "episodes.csv.gz") as f:
         rows = f.read()
@@ -390,15 +392,38 @@ def test_what_a_lease_brought_back_is_kept_small_and_reads_the_same(tmp_path):
     (dest / "runs" / name / "eval" / "stale.txt").write_text("from the run before")
     assert keep_main([str(tmp_path), str(dest)]) == 0
     kept = sorted(str(p.relative_to(dest / "runs" / name)) for p in (dest / "runs" / name).rglob("*") if p.is_file())
-    assert kept == sorted(f"{unit}/{f}.gz" if f == "episodes.csv" else f"{unit}/{f}"
-                          for unit, names in RUN_FILES.items() for f in names)
+    assert kept == sorted({f"{unit}/{f}.gz" if f == "episodes.csv" else f"{unit}/{f}"
+                           for unit, names in RUN_FILES.items() for f in names})
     with gzip.open(dest / "runs" / name / "eval" / "episodes.csv.gz") as f:
         assert f.read() == rows
+    # A run the lease restored from the committed results comes back with its episodes gzipped, and keeps them.
+    restored_back = (back / "runs" / restored / "eval" / "episodes.csv.gz").read_bytes()
+    assert (dest / "runs" / restored / "eval" / "episodes.csv.gz").read_bytes() == restored_back
     # The same rows give the same gzipped bytes: keeping twice changes nothing in git.
     assert (dest / "runs" / name / "eval" / "episodes.csv.gz").read_bytes() == \
         (committed / "runs" / name / "eval" / "episodes.csv.gz").read_bytes()
     others = {p.name for p in (committed / "runs").iterdir()}
     assert {p.name for p in (dest / "runs").iterdir()} == others
+
+
+def test_a_restored_run_that_came_back_without_its_episodes_keeps_the_committed_ones(tmp_path):
+    """Results collected before collect brought .csv.gz files hold restored runs without episodes: the same
+    evaluation marker keeps the committed episodes; another evaluation without episodes keeps none."""
+    import shutil
+
+    from training.study.keep import keep_run
+
+    committed = ROOT / "reports" / "study" / "runs" / "seed__full__s0"
+    back = tmp_path / "back"
+    shutil.copytree(committed, back, ignore=shutil.ignore_patterns("episodes.csv.gz"))
+    dest = tmp_path / "dest"
+    shutil.copytree(committed, dest)
+    keep_run(back, dest)
+    assert (dest / "eval" / "episodes.csv.gz").read_bytes() == (committed / "eval" / "episodes.csv.gz").read_bytes()
+
+    (back / "eval" / "DONE.json").write_text('{"evaluated": "again"}')
+    keep_run(back, dest)
+    assert not (dest / "eval" / "episodes.csv.gz").exists()
 
 
 def test_keeping_nothing_is_one_clear_line(tmp_path, capsys):

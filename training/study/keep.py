@@ -22,9 +22,10 @@ from pathlib import Path
 
 from training.study.layout import EPISODES, EPISODES_KEPT, MARKER
 
-# Per unit folder of a run: the files that are kept (episodes.csv is kept gzipped).
+# Per unit folder of a run: the files that are kept (episodes.csv is kept gzipped; a run the lease restored from
+# committed results comes back with its episodes already gzipped).
 RUN_FILES = {"model": (MARKER, "config.json", "loss.csv"),
-             "eval": (MARKER, EPISODES, "summary.csv"),
+             "eval": (MARKER, EPISODES, EPISODES_KEPT, "summary.csv"),
              "diagnose": (MARKER, "diagnosis.json", "diagnosis.md")}
 # The spec the runs were trained for, and the shared units' markers (their weights and datasets never travel back).
 # The study's tables, figures and study.json are rebuilt from the kept runs; the results may hold only some runs
@@ -37,9 +38,23 @@ class KeepError(ValueError):
     pass
 
 
+def _same_evaluation_without_episodes(src: Path, dest: Path) -> bytes | None:
+    """The committed episodes, when SRC came back with the very evaluation DEST holds but without its episodes (a
+    run restored on the box from these results, collected before collect brought .csv.gz files back)."""
+    marker, kept = dest / "eval" / MARKER, dest / "eval" / EPISODES_KEPT
+    if any((src / "eval" / n).exists() for n in (EPISODES, EPISODES_KEPT)) or not (marker.exists() and kept.exists()):
+        return None
+    back = src / "eval" / MARKER
+    return kept.read_bytes() if back.exists() and back.read_bytes() == marker.read_bytes() else None
+
+
 def keep_run(src: Path, dest: Path) -> None:
     """One run's kept files, from a study's runs/NAME into DEST (replaced whole)."""
+    carried = _same_evaluation_without_episodes(src, dest)
     shutil.rmtree(dest, ignore_errors=True)
+    if carried is not None:
+        (dest / "eval").mkdir(parents=True)
+        (dest / "eval" / EPISODES_KEPT).write_bytes(carried)
     for unit, names in RUN_FILES.items():
         for name in names:
             f = src / unit / name
