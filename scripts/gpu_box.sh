@@ -29,7 +29,7 @@
 # command line itself contains: it kills the command, and the lease with it.
 set -euo pipefail
 stage=${GPU_BOX_STAGE:-/tmp/stage}; site=${GPU_BOX_SITE:-/tmp/site}; code=/tmp/code; study=${GPU_BOX_STUDY:-/tmp/study}
-log=/tmp/study.log; smoke=/tmp/smoke
+log=${GPU_BOX_LOG:-/tmp/study.log}; smoke=/tmp/smoke
 part_mib=${PART_MIB:-59}  # + the code tree (~4 MB) stays under the 64 MiB a call may carry
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -161,6 +161,8 @@ env.close()
 EOF
   echo "installed and checked in $(( $(date +%s) - began )) s"
   # Ray's own messages (worker exits, log dedup) go to a file of their own: the study log keeps a line per unit.
+  # watch counts from this line: the study's own first line comes seconds later, after the earlier runs' report line.
+  echo "study started $(date -u '+%F %T') UTC: $spec $*" >>"$log"
   setsid nohup python3 -m training.study.cli --spec "$spec" --out "$study" "$@" >>"$log" 2>>"$log.ray" </dev/null &
   echo $! >/tmp/study.pid; echo "study started: $log"
   # Beside it (its first minutes are demos and the backbone), the smoke study on the long run's code paths: a crash
@@ -193,11 +195,11 @@ stop)
 watch)
   # Until this run's report line (the log keeps earlier runs' lines: count from the last start) or SECONDS.
   end=$(( $(date +%s) + ${2:?seconds} ))
-  from=$(grep -n "^study " "$log" 2>/dev/null | tail -n 1 | cut -d: -f1); from=${from:-1}
+  from=$(grep -n "^study started " "$log" 2>/dev/null | tail -n 1 | cut -d: -f1); from=${from:-1}
   while [ "$(date +%s)" -lt "$end" ]; do
     if tail -n +"$from" "$log" 2>/dev/null | grep -q "^wrote .*report.html"; then break; fi
     if ! pgrep -f "training.study.cli --spec" >/dev/null; then echo "the study is not running"; break; fi
-    sleep 10
+    left=$(( end - $(date +%s) )); sleep $(( left < 10 ? (left > 0 ? left : 0) : 10 ))
   done
   tail -n +"$from" "$log" 2>/dev/null | tail -n 25 || true
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
@@ -222,7 +224,7 @@ collect)
 collect-weights)
   # Final weights (no checkpoints, no optimizer state) in 15 MiB parts, four a call. WHAT=shared (default): the
   # backbone's and the base's, so a later lease starts at the fine-tunes from the very same base. WHAT=models: every
-  # fine-tune's model that is there, so they are evaluated and diagnosed on the CPU box (`receive`, then
+  # fine-tune's model that is there and not yet evaluated and diagnosed on the box, so they are evaluated and diagnosed on the CPU box (`receive`, then
   # chefmate-study --stages evaluate,diagnose,report) and the lease is spent on training only. N=0 packs them anew.
   out=${2:?out}; n=${3:?part group: 0 for the first four parts, 1 for the next four, ...}; what=${4:-shared}
   parts=${GPU_BOX_WEIGHTS:-/tmp/weights}/$what
@@ -236,14 +238,18 @@ collect-weights)
       folders+=("$unit/model")
     done ;;
   models)
-    # Finished fine-tunes with their weights (runs restored from results hold configs only); not superseded ones.
+    # Finished fine-tunes with their weights (runs restored from results hold configs only) that the box has not
+    # evaluated and diagnosed yet (collect brings those runs' results); not superseded ones.
     name=models; folders=()
     for m in "$study"/runs/*/model; do
       case "$m" in *.superseded-*) continue ;; esac
+      run=$(dirname "$m")
+      if [ -f "$run/eval/DONE.json" ] && [ -f "$run/diagnose/DONE.json" ]; then continue; fi
       if [ -f "$m/DONE.json" ] && ls "$m"/*.safetensors >/dev/null 2>&1; then folders+=("${m#"$study"/}"); fi
     done
     if [ ${#folders[@]} -eq 0 ]; then
-      echo "$study/runs holds no finished fine-tune with weights: collect models after the study's [finetune] lines" >&2
+      echo "$study/runs holds no finished fine-tune with weights still to evaluate: collect models after the" \
+        "study's [finetune] lines (collect brings the runs it evaluated)" >&2
       exit 2
     fi ;;
   *) echo "collect-weights: WHAT is shared or models, not '$what'" >&2; exit 2 ;;

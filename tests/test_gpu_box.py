@@ -187,13 +187,19 @@ def test_collect_leaves_the_weights_folders_that_would_pass_for_finished_units(t
 
 
 def test_finished_fine_tunes_come_back_whole_to_be_evaluated_here(tmp_path):
-    """collect-weights models brings every finished fine-tune that holds weights (not a run restored from results,
-    not a superseded or unfinished one) and receive puts them, checked, into a study folder here."""
+    """collect-weights models brings every finished fine-tune that holds weights and is still to be evaluated (not
+    a run restored from results, one the box evaluated and diagnosed, a superseded or unfinished one) and receive
+    puts them, checked, into a study folder here."""
     box_study, here = tmp_path / "box", tmp_path / "here"
     for run, done, weights in (("seed__full__s0", True, True), ("seed__gr00t_default__s0", True, False),
-                               ("seed__full__s0.superseded-1", True, True), ("seed__llm_lora__s0", False, True)):
+                               ("seed__full__s0.superseded-1", True, True), ("seed__llm_lora__s0", False, True),
+                               ("seed__full__s1", True, True)):
         model = box_study / "runs" / run / "model"
         model.mkdir(parents=True)
+        if run == "seed__full__s1":  # evaluated and diagnosed on the box: collect brings its results
+            for unit in ("eval", "diagnose"):
+                (model.parent / unit).mkdir()
+                (model.parent / unit / "DONE.json").write_text("{}")
         (model / "config.json").write_text("{}")
         if done:
             (model / "DONE.json").write_text("{}")
@@ -221,5 +227,30 @@ def test_finished_fine_tunes_come_back_whole_to_be_evaluated_here(tmp_path):
     empty = subprocess.run(["bash", str(SCRIPT), "collect-weights", str(tmp_path / "o"), "0", "models"],
                            env={**box, "GPU_BOX_STUDY": str(tmp_path / "none")}, capture_output=True, text=True)
     assert empty.returncode == 2 and empty.stderr.strip() == (
-        f"{tmp_path / 'none'}/runs holds no finished fine-tune with weights: collect models after the study's "
-        "[finetune] lines")
+        f"{tmp_path / 'none'}/runs holds no finished fine-tune with weights still to evaluate: collect models after "
+        "the study's [finetune] lines (collect brings the runs it evaluated)")
+
+
+def test_watch_right_after_start_waits_for_this_run_not_the_one_before(tmp_path):
+    """The log keeps earlier runs' lines, and the study writes its own first line seconds after start: watch counts
+    from start's line, so an earlier run's report line does not end it at once (2026-12-07: it did, twice)."""
+    import time
+
+    log = tmp_path / "study.log"
+    log.write_text("study started 2026-12-07 03:06:00 UTC: studies/seed_diagnosis.yaml --seeds 0\n"
+                   "study seed_diagnosis: 2 data x 5 tunings x 3 seeds = 30 fine-tunes -> /tmp/study\n"
+                   "wrote /tmp/study/summary.csv, /tmp/study/study.json and /tmp/study/report.html\n"
+                   "study started 2026-12-07 03:18:30 UTC: studies/seed_diagnosis.yaml --seeds 1\n")
+    # A process that pgrep takes for the running study.
+    study = subprocess.Popen(["bash", "-c", 'exec -a "python3 -m training.study.cli --spec s" sleep 30'])
+    try:
+        began = time.monotonic()
+        done = subprocess.run(["bash", str(SCRIPT), "watch", "3"], capture_output=True, text=True,
+                              env={**os.environ, "GPU_BOX_LOG": str(log)})
+        waited = time.monotonic() - began
+    finally:
+        study.kill()
+    assert done.returncode == 0, done.stderr
+    assert waited >= 3
+    assert done.stdout.splitlines()[0] == "study started 2026-12-07 03:18:30 UTC: studies/seed_diagnosis.yaml --seeds 1"
+    assert "report.html" not in done.stdout
