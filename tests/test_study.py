@@ -143,8 +143,9 @@ def test_smoke_study_survives_kill_9_and_finishes_without_redoing_work(tmp_path)
     # folder holding the demos, and evaluated there they give the very episodes evaluated where they were trained.
     import shutil
 
-    here = tmp_path / "here"
-    box = {**env, "GPU_BOX_STUDY": str(out), "GPU_BOX_WEIGHTS": str(tmp_path / "w")}
+    here, trained_only = tmp_path / "here", tmp_path / "box"  # the box's runs as a lease that stopped at finetune
+    shutil.copytree(out / "runs", trained_only / "runs", ignore=shutil.ignore_patterns("eval", "diagnose"))
+    box = {**env, "GPU_BOX_STUDY": str(trained_only), "GPU_BOX_WEIGHTS": str(tmp_path / "w")}
     gpu_box = str(ROOT / "scripts" / "gpu_box.sh")
     subprocess.run(["bash", gpu_box, "collect-weights", str(tmp_path / "back"), "0", "models"], env=box, check=True,
                    capture_output=True)
