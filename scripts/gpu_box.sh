@@ -223,9 +223,9 @@ collect)
   ;;
 collect-weights)
   # Final weights (no checkpoints, no optimizer state) in 15 MiB parts, four a call. WHAT=shared (default): the
-  # backbone's and the base's, so a later lease starts at the fine-tunes from the very same base. WHAT=models: every
-  # fine-tune's model that is there and not yet evaluated and diagnosed on the box, so they are evaluated and diagnosed on the CPU box (`receive`, then
-  # chefmate-study --stages evaluate,diagnose,report) and the lease is spent on training only. N=0 packs them anew.
+  # backbone's and the base's, so a later lease starts at the fine-tunes from the very same base. WHAT=models: the
+  # fine-tunes the box has not evaluated and diagnosed, so the CPU box does (`receive`, then chefmate-study
+  # --stages evaluate,diagnose,report) and the lease is spent on training. N=0 packs them anew.
   out=${2:?out}; n=${3:?part group: 0 for the first four parts, 1 for the next four, ...}; what=${4:-shared}
   parts=${GPU_BOX_WEIGHTS:-/tmp/weights}/$what
   case "$what" in
