@@ -427,6 +427,16 @@ def test_a_restored_run_that_came_back_without_its_episodes_keeps_the_committed_
     keep_run(back, dest)
     assert not (dest / "eval" / "episodes.csv.gz").exists()
 
+    # Both forms in one run: the episodes.csv that Layout.episodes reads is the one kept.
+    import gzip
+
+    (back / "eval" / "episodes.csv").write_text("fresh\n")
+    with gzip.open(back / "eval" / "episodes.csv.gz", "wb") as f:
+        f.write(b"stale\n")
+    keep_run(back, dest)
+    with gzip.open(dest / "eval" / "episodes.csv.gz") as f:
+        assert f.read() == b"fresh\n"
+
 
 def test_keeping_nothing_is_one_clear_line(tmp_path, capsys):
     from training.study.keep import main as keep_main

@@ -23,9 +23,10 @@ from pathlib import Path
 from training.study.layout import EPISODES, EPISODES_KEPT, MARKER
 
 # Per unit folder of a run: the files that are kept (episodes.csv is kept gzipped; a run the lease restored from
-# committed results comes back with its episodes already gzipped).
+# committed results comes back with its episodes already gzipped). Where a run holds both, episodes.csv is kept, as
+# Layout.episodes reads it: it comes after the gzipped file here and overwrites it.
 RUN_FILES = {"model": (MARKER, "config.json", "loss.csv"),
-             "eval": (MARKER, EPISODES, EPISODES_KEPT, "summary.csv"),
+             "eval": (MARKER, EPISODES_KEPT, EPISODES, "summary.csv"),
              "diagnose": (MARKER, "diagnosis.json", "diagnosis.md")}
 # The spec the runs were trained for, and the shared units' markers (their weights and datasets never travel back).
 # The study's tables, figures and study.json are rebuilt from the kept runs; the results may hold only some runs
