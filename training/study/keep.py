@@ -6,7 +6,8 @@ Every upload to the GPU box carries the tracked tree beside a 59 MiB part, so th
 for all its seeds. Per run it keeps the files the report and a later lease read (markers, the model's config and
 loss curve, the evaluation's episodes gzipped - about 28x smaller - and summary, the diagnosis), and leaves the
 figures, checkpoints' configs and counterfactual pairs that the report does not need. A run that came back replaces
-the committed one whole (a finished run's units belong together); committed runs that did not come back stay.
+the committed one whole (a finished run's units belong together); committed runs that did not come back stay, except
+those the lease moved aside (runs/NAME.superseded-K, trained for an older spec): they are moved aside here too.
 The study's tables, figures and study.json are then rebuilt here from every kept run:
 ``chefmate-study --spec DEST/spec.json --out DEST --stages report``.
 """
@@ -69,12 +70,27 @@ def keep_run(src: Path, dest: Path) -> None:
                 shutil.copy2(f, dest / unit / name)
 
 
+def _move_aside_as_the_lease_did(results: Path, dest: Path) -> None:
+    """A committed run that the lease moved aside (it holds NAME.superseded-K, trained as the committed NAME was,
+    and no NAME of its own) is moved aside here under the same name. Left under NAME, the report here would move it
+    aside a second time, beside the lease's copy."""
+    for aside in (results / "runs").glob("*.superseded-*"):
+        name = aside.name.split(".superseded-")[0]
+        committed, back = dest / "runs" / name, aside / "model" / MARKER
+        if (results / "runs" / name).exists() or (dest / "runs" / aside.name).exists() or not committed.is_dir():
+            continue
+        if back.exists() and (committed / "model" / MARKER).exists() and \
+                back.read_bytes() == (committed / "model" / MARKER).read_bytes():
+            committed.rename(dest / "runs" / aside.name)
+
+
 def keep(results: Path, dest: Path) -> list[str]:
     """Every run in RESULTS (a study folder) kept into DEST; returns the runs' names."""
     runs = sorted(p for p in (results / "runs").glob("*") if p.is_dir()) if (results / "runs").is_dir() else []
     if not runs:
         raise KeepError(f"{results} holds no runs: pass the folder collect wrote (study_results.tgz) or a study's "
                         "--out folder")
+    _move_aside_as_the_lease_did(results, dest)
     for run in runs:
         keep_run(run, dest / "runs" / run.name)
     for name in STUDY_FILES:
