@@ -438,6 +438,28 @@ def test_a_restored_run_that_came_back_without_its_episodes_keeps_the_committed_
         assert f.read() == b"fresh\n"
 
 
+def test_a_committed_run_the_lease_moved_aside_is_moved_aside_here_too(tmp_path):
+    """The lease moved a committed run aside (trained for an older spec) and did not train it again: keep moves the
+    committed copy aside under the lease's name, so the report leaves it out and no second copy appears. A run
+    moved aside on the box that is not the committed one (another training) leaves the committed run where it is."""
+    import shutil
+
+    from training.study.keep import keep
+
+    committed = ROOT / "reports" / "study" / "runs" / "seed__full__s0"
+    dest, back = tmp_path / "dest", tmp_path / "back"
+    for name in ("seed__full__s0", "seed__full__s1"):
+        shutil.copytree(committed, dest / "runs" / name)
+    shutil.copytree(committed, back / "runs" / "seed__full__s0.superseded-1")
+    shutil.copytree(committed, back / "runs" / "seed__full__s1.superseded-2")
+    (back / "runs" / "seed__full__s1.superseded-2" / "model" / "DONE.json").write_text('{"trained": "elsewhere"}')
+    keep(back, dest)
+    assert sorted(p.name for p in (dest / "runs").iterdir()) == \
+        ["seed__full__s0.superseded-1", "seed__full__s1", "seed__full__s1.superseded-2"]
+    moved = dest / "runs" / "seed__full__s0.superseded-1" / "eval" / "episodes.csv.gz"
+    assert moved.read_bytes() == (committed / "eval" / "episodes.csv.gz").read_bytes()
+
+
 def test_keeping_nothing_is_one_clear_line(tmp_path, capsys):
     from training.study.keep import main as keep_main
 
