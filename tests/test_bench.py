@@ -36,11 +36,21 @@ def test_an_unknown_figure_group_is_one_clear_line(capsys):
     assert err.endswith("unknown figure group speed; choose from chunk,finetune,concurrent,grid,demos,envs,eager")
 
 
+def test_a_negative_demo_worker_count_is_one_clear_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--gpu", "--only", "demos", "--demo-workers", "-1"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "error: --demo-workers -1: give a number of processes, or 0 for one per core")
+
+
 def test_only_runs_the_groups_named(monkeypatch):
     """A lease cut short reruns what it missed: --only demos measures the demo figure and nothing before it."""
-    monkeypatch.setattr(bench, "demo_figures", lambda episodes: iter([bench.record("demos", float(episodes), "n")]))
+    monkeypatch.setattr(bench, "demo_figures", lambda episodes, workers: iter(
+        [bench.record("demos", float(episodes), "n"), bench.record("workers", float(workers), "n")]))
     monkeypatch.setattr(bench, "chunk_figures", lambda *a, **k: pytest.fail("chunk figures were not asked for"))
-    assert [r["value"] for r in bench.gpu_records(8, quick=True, only=("demos",))] == [100.0]
+    assert [r["value"] for r in bench.gpu_records(8, quick=True, only=("demos",))] == [100.0, 0.0]
+    assert [r["value"] for r in bench.gpu_records(8, quick=True, only=("demos",), demo_workers=8)] == [100.0, 8.0]
 
 
 def test_finetune_step_rate_is_measured_on_cpu():
