@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from training.study.layout import EPISODES, EPISODES_KEPT, MARKER
+from training.study.layout import EPISODES, EPISODES_KEPT, MARKER, SUPERSEDED
 
 # Per unit folder of a run: the files that are kept (episodes.csv is kept gzipped; a run the lease restored from
 # committed results comes back with its episodes already gzipped). Where a run holds both, episodes.csv is kept, as
@@ -40,14 +40,19 @@ class KeepError(ValueError):
     pass
 
 
+def _same_marker(a: Path, b: Path) -> bool:
+    """Both units finished, and with the very same marker: the same training, or the same evaluation."""
+    a, b = a / MARKER, b / MARKER
+    return a.exists() and b.exists() and a.read_bytes() == b.read_bytes()
+
+
 def _same_evaluation_without_episodes(src: Path, dest: Path) -> bytes | None:
     """The committed episodes, when SRC came back with the very evaluation DEST holds but without its episodes (a
     run restored on the box from these results, collected before collect brought .csv.gz files back)."""
-    marker, kept = dest / "eval" / MARKER, dest / "eval" / EPISODES_KEPT
-    if any((src / "eval" / n).exists() for n in (EPISODES, EPISODES_KEPT)) or not (marker.exists() and kept.exists()):
+    kept = dest / "eval" / EPISODES_KEPT
+    if any((src / "eval" / n).exists() for n in (EPISODES, EPISODES_KEPT)) or not kept.exists():
         return None
-    back = src / "eval" / MARKER
-    return kept.read_bytes() if back.exists() and back.read_bytes() == marker.read_bytes() else None
+    return kept.read_bytes() if _same_marker(src / "eval", dest / "eval") else None
 
 
 def keep_run(src: Path, dest: Path) -> None:
@@ -74,13 +79,12 @@ def _move_aside_as_the_lease_did(results: Path, dest: Path) -> None:
     """A committed run that the lease moved aside (it holds NAME.superseded-K, trained as the committed NAME was,
     and no NAME of its own) is moved aside here under the same name. Left under NAME, the report here would move it
     aside a second time, beside the lease's copy."""
-    for aside in (results / "runs").glob("*.superseded-*"):
-        name = aside.name.split(".superseded-")[0]
-        committed, back = dest / "runs" / name, aside / "model" / MARKER
+    for aside in (results / "runs").glob(f"*{SUPERSEDED}*"):
+        name = aside.name.split(SUPERSEDED)[0]
+        committed = dest / "runs" / name
         if (results / "runs" / name).exists() or (dest / "runs" / aside.name).exists() or not committed.is_dir():
             continue
-        if back.exists() and (committed / "model" / MARKER).exists() and \
-                back.read_bytes() == (committed / "model" / MARKER).read_bytes():
+        if _same_marker(aside / "model", committed / "model"):
             committed.rename(dest / "runs" / aside.name)
 
 

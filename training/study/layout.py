@@ -14,6 +14,7 @@ from training.study.spec import StudySpec
 MARKER = "DONE.json"
 EPISODES = "episodes.csv"  # as the evaluation grid writes it
 EPISODES_KEPT = EPISODES + ".gz"  # as the committed study keeps it (training.study.keep)
+SUPERSEDED = ".superseded-"  # runs/NAME.superseded-K: a run trained for an older spec, moved aside (never deleted)
 
 
 def run_name(data: str, tuning: str, seed: int) -> str:

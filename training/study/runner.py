@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from leisaac_tasks.atomic import write_text_atomic
-from training.study.layout import MARKER, Layout, done_info, eval_seeds, is_done, mark_done, run_name
+from training.study.layout import MARKER, SUPERSEDED, Layout, done_info, eval_seeds, is_done, mark_done, run_name
 from training.study.spec import BASE_DATA, StudySpec, spec_to_dict
 
 if TYPE_CHECKING:
@@ -310,12 +310,12 @@ def supersede_stale_runs(spec: StudySpec, layout: Layout, log: Callable[[str], N
         if recorded is None or recorded == wanted and demos in (None, episodes):  # None: not recorded then
             continue
         k = 1
-        while layout.run(f"{name}.superseded-{k}").exists():
+        while layout.run(f"{name}{SUPERSEDED}{k}").exists():
             k += 1
-        layout.run(name).rename(layout.run(f"{name}.superseded-{k}"))
+        layout.run(name).rename(layout.run(f"{name}{SUPERSEDED}{k}"))
         changed = [f"{key} {recorded[key]} -> {wanted[key]}" for key in wanted if recorded[key] != wanted[key]]
         changed += [f"demos {demos} -> {episodes}"] if demos not in (None, episodes) else []
-        log(f"[finetune] {name} was trained with {', '.join(changed)}: moved to runs/{name}.superseded-{k}, "
+        log(f"[finetune] {name} was trained with {', '.join(changed)}: moved to runs/{name}{SUPERSEDED}{k}, "
             f"to run again")
         moved.append(name)
     return moved
