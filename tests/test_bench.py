@@ -108,3 +108,33 @@ def test_env_figures_time_one_env_and_one_per_core():
     every, slowest = figures["env_steps_per_s_cameras_every_core"], figures["env_steps_per_s_cameras_every_core_slowest"]
     assert every >= slowest * (os.cpu_count() or 1) - 0.1  # the sum over cores, each at least the slowest
 
+
+
+def test_a_profiled_run_keeps_its_profile_and_its_slowed_figures_apart(tmp_path, monkeypatch):
+    """--profile: each group's cProfile of this process lands in DIR/GROUP.txt, rewritten after every record (a
+    lease cut short keeps it), and the figures go beside it, never over the plain run's in reports/."""
+    def busy(episodes, workers):
+        yield bench.record("first", float(sum(i * i for i in range(20000))), "n")
+        assert "busy" in (tmp_path / "prof" / "demos.txt").read_text()  # already there after the first record
+        raise RuntimeError("the lease ended")
+
+    monkeypatch.setattr(bench, "demo_figures", busy)
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(bench, "machine_name", lambda: "a test GPU")
+    monkeypatch.setattr(bench, "RECORDS", tmp_path / "benchmarks.json")
+    with pytest.raises(RuntimeError, match="the lease ended"):
+        bench.main(["--gpu", "--only", "demos", "--profile", str(tmp_path / "prof")])
+    assert not (tmp_path / "benchmarks.json").exists()
+    assert [r["name"] for r in json.loads((tmp_path / "prof" / "benchmarks.json").read_text())] == ["first"]
+    profile = (tmp_path / "prof" / "demos.txt").read_text()
+    assert "cumulative" in profile and "tottime" in profile and "busy" in profile
+
+
+def test_the_chunk_kernel_figures_count_what_a_chunk_runs(tmp_path):
+    """The profiler's table of one batch-1 chunk is written; on a CPU no kernel runs on a GPU, so both figures
+    are zero (on the box they say whether the latency is kernels or overhead)."""
+    model, _ = bench._model()
+    records = {r["name"]: r["value"] for r in bench.chunk_kernel_figures(model.eval(), torch.device("cpu"), 2,
+                                                                         tmp_path / "kernels.txt")}
+    assert records == {"chunk_kernels_batch1": 0.0, "chunk_gpu_busy_ms_batch1": 0.0}
+    assert "Name" in (tmp_path / "kernels.txt").read_text()

@@ -8,6 +8,8 @@
                                     # start-up apart), demos/min, MuJoCo env steps/s alone and on every core
     chefmate-bench --gpu --quick    # the same figures, fewer repetitions (about a minute less)
     chefmate-bench --gpu --only demos,eager   # some groups only: chunk,finetune,concurrent,grid,demos,envs,eager
+    chefmate-bench --gpu --profile DIR        # also where each group's time went: DIR/GROUP.txt (cProfile of this
+                                              # process), and for chunk the kernels of one batch-1 chunk
 
 Each record is written the moment it is measured, so a run cut short keeps what it measured. GPU figures use
 synthetic batches and a random-weight checkpoint of the real shapes (both cameras, the small preset), so they need
@@ -28,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
@@ -89,9 +91,11 @@ def _model(tune: Any = None):
     return model, tune
 
 
-def chunk_figures(device: torch.device, compiled: bool, runs: int = 20) -> Iterator[dict[str, Any]]:
+def chunk_figures(device: torch.device, compiled: bool, runs: int = 20, trace: Path | None = None
+                  ) -> Iterator[dict[str, Any]]:
     """Chunk latency at batch 1 and chunks/s at 64/256/1024; ``compiled`` as ``vla:PATH?compile=1`` (the warm-up
-    calls hold the compiling). The eager figures carry the suffix ``_eager``."""
+    calls hold the compiling). The eager figures carry the suffix ``_eager``. With ``trace`` (a file), also what
+    one batch-1 chunk runs on the GPU: its kernels and their busy time, the table written to ``trace``."""
     from training.probe_vram import chunk_latency_ms
 
     model, _ = _model()
@@ -103,6 +107,31 @@ def chunk_figures(device: torch.device, compiled: bool, runs: int = 20) -> Itera
         ms = chunk_latency_ms(model, model.cfg, runs=runs, device=device, seed=0, batch_size=size)
         yield (record(f"chunk_latency_ms_batch1{suffix}", ms, "ms") if size == 1 else
                record(f"chunks_per_s_batch{size}{suffix}", size / (ms / 1000), "chunks/s"))
+        if size == 1 and trace is not None:
+            yield from chunk_kernel_figures(model, device, runs, trace, suffix)
+
+
+def chunk_kernel_figures(model: Any, device: torch.device, runs: int, trace: Path, suffix: str = ""
+                         ) -> Iterator[dict[str, Any]]:
+    """Kernels per batch-1 chunk and the GPU's busy time in them (torch.profiler, the model already warm): a
+    latency far above the busy time is launch or host overhead, one near it is the kernels themselves."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from training.probe_vram import _sync, synthetic_batch
+
+    batch = synthetic_batch(model.cfg, 1, device, torch.Generator().manual_seed(0))
+    noise = torch.Generator(device=device).manual_seed(0)
+    gpu = [ProfilerActivity.CUDA] if device.type == "cuda" else []
+    with profile(activities=[ProfilerActivity.CPU, *gpu]) as prof:
+        for _ in range(runs):
+            model.predict_chunk(batch, noise)
+        _sync(device)
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy_us = sum(e.device_time for e in kernels)
+    trace.parent.mkdir(parents=True, exist_ok=True)
+    trace.write_text(prof.key_averages().table(sort_by="device_time_total", row_limit=40) + "\n")
+    yield record(f"chunk_kernels_batch1{suffix}", len(kernels) / runs, "kernels/chunk")
+    yield record(f"chunk_gpu_busy_ms_batch1{suffix}", busy_us / runs / 1000, "ms")
 
 
 def finetune_steps_per_s(device: torch.device, batch_size: int, compiled: bool, steps: int = 50,
@@ -231,33 +260,61 @@ def env_figures(steps: int = 300) -> Iterator[dict[str, Any]]:
 GPU_GROUPS = ("chunk", "finetune", "concurrent", "grid", "demos", "envs", "eager")  # --gpu's order: most wanted first
 
 
-def gpu_records(concurrent: int, quick: bool = False, only: tuple[str, ...] = GPU_GROUPS, demo_workers: int = 0
-                ) -> Iterator[dict[str, Any]]:
+def gpu_records(concurrent: int, quick: bool = False, only: tuple[str, ...] = GPU_GROUPS, demo_workers: int = 0,
+                profile: Path | None = None) -> Iterator[dict[str, Any]]:
     """The --gpu figures of the groups in ``only``, most wanted first, each yielded as soon as it is measured;
-    ``demo_workers`` 0: the demo figure on every core."""
+    ``demo_workers`` 0: the demo figure on every core. ``profile`` (a folder): each group's cProfile of this
+    process in GROUP.txt, and the chunk group's kernels in chunk_kernels.txt."""
     device = torch.device("cuda")
     runs, steps = (10, 30) if quick else (20, 50)
-    if "chunk" in only:
-        yield from chunk_figures(device, compiled=True, runs=runs)
-    if "finetune" in only:
+    trace = profile / "chunk_kernels.txt" if profile else None
+
+    def finetune(compiled: bool) -> Iterator[dict[str, Any]]:
         for size in (32, 96):
-            yield record(f"finetune_steps_per_s_batch{size}", finetune_steps_per_s(device, size, True, steps),
-                         "steps/s")
-    if "concurrent" in only:
+            yield record(f"finetune_steps_per_s_batch{size}{'' if compiled else '_eager'}",
+                         finetune_steps_per_s(device, size, compiled, steps), "steps/s")
+
+    def concurrency() -> Iterator[dict[str, Any]]:
         one, many = concurrent_speedup(concurrent, 32)
         yield record(f"concurrent_finetunes_aggregate_steps_per_s_{concurrent}", many, "steps/s")
         yield record("concurrent_finetunes_speedup", many / one, "x")
-    if "grid" in only:
-        yield from grid_figures(GridBench(seeds=2 if quick else 4), device)
-    if "demos" in only:
-        yield from demo_figures(episodes=100 if quick else 200, workers=demo_workers)
-    if "envs" in only:
-        yield from env_figures(150 if quick else 300)
-    if "eager" in only:
-        yield from chunk_figures(device, compiled=False, runs=runs)
-        for size in (32, 96):
-            yield record(f"finetune_steps_per_s_batch{size}_eager",
-                         finetune_steps_per_s(device, size, False, steps), "steps/s")
+
+    groups: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {
+        "chunk": lambda: chunk_figures(device, compiled=True, runs=runs, trace=trace),
+        "finetune": lambda: finetune(compiled=True),
+        "concurrent": concurrency,
+        "grid": lambda: grid_figures(GridBench(seeds=2 if quick else 4), device),
+        "demos": lambda: demo_figures(episodes=100 if quick else 200, workers=demo_workers),
+        "envs": lambda: env_figures(150 if quick else 300),
+        "eager": lambda: itertools.chain(chunk_figures(device, compiled=False, runs=runs), finetune(compiled=False)),
+    }
+    for name in GPU_GROUPS:
+        if name in only:
+            yield from profiled(groups[name](), profile / f"{name}.txt") if profile else groups[name]()
+
+
+def profiled(records: Iterator[dict[str, Any]], path: Path) -> Iterator[dict[str, Any]]:
+    """``records`` measured under cProfile (this process only; worker processes are not in it), the statistics
+    rewritten to ``path`` after each record, so a run cut short keeps the profile of what it measured."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        prof.enable()
+        try:
+            r = next(records, None)
+        finally:
+            prof.disable()
+            text = io.StringIO()
+            for order, rows in (("cumulative", 45), ("tottime", 30)):
+                pstats.Stats(prof, stream=text).sort_stats(order).print_stats(rows)
+            write_text_atomic(path, text.getvalue())
+        if r is None:
+            return
+        yield r
 
 
 def _groups(text: str) -> tuple[str, ...]:
@@ -310,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     # command names the count.
     p.add_argument("--demo-workers", type=int, default=0, metavar="N",
                    help="with --gpu: the demo figure's worker processes (default 0: one per core)")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="with --gpu: where each group's time went, into DIR (cProfile of this process per group, "
+                        "and the kernels of one batch-1 chunk); the figures, slowed by the profiling, go to "
+                        "DIR/benchmarks.json instead of reports/")
     p.add_argument("--one-finetune", type=int, help=argparse.SUPPRESS)  # a child of the concurrency figure
     a = p.parse_args(argv)
     if a.demo_workers < 0:
@@ -322,10 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --gpu needs a CUDA GPU, and torch sees none here; run chefmate-bench without --gpu",
               file=sys.stderr)
         return 2
-    records = gpu_records(a.concurrent, a.quick, a.only, a.demo_workers) if a.gpu else cpu_records()
+    records = (gpu_records(a.concurrent, a.quick, a.only, a.demo_workers, a.profile) if a.gpu else cpu_records())
     if a.training and not a.gpu:
         records = itertools.chain(records, cpu_training_records())
-    write_as_measured(records)
+    # A profiled run is slower than a plain one (cProfile's hooks), so its figures stay beside its profile.
+    write_as_measured(records, a.profile / "benchmarks.json" if a.profile else RECORDS)
     if a.table:
         from training.embedded_bench import main as table
 
