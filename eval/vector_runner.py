@@ -13,7 +13,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -175,8 +175,7 @@ def run_vectorized(cfg: "MatrixConfig", episodes: list[Episode], append: Callabl
     with contextlib.ExitStack() as stack:
         pool = None
         if plan_workers > 1 and any(p.abilities.plans_in_pool for p in prototypes.values()):
-            # spawn, not fork: the parent may hold a CUDA context and warp threads
-            pool = stack.enter_context(mp.get_context("spawn").Pool(plan_workers))
+            pool = stack.enter_context(plan_pool(plan_workers))
         actors = {name: make_actor(name, pool, prototypes[name]) for name in names}
         _run(cfg, episodes, append, num_envs, on_row, env, actors, skip)
 
@@ -241,6 +240,22 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
     finally:
         if own_env:
             env.close()
+
+
+@contextlib.contextmanager
+def plan_pool(workers: int) -> Iterator[Any]:
+    """Processes that plan scripted policies' first actions. Spawned, not forked: the parent may hold a CUDA
+    context, warp threads or an encoder's. Left normally, the pool is closed and joined, so each worker finishes the
+    plan in hand and exits; ``Pool.terminate`` (what leaving a Pool's own ``with`` does) waited 18 s on the GPU box
+    for a lock that idle workers hold. Left by an exception, it is terminated at once."""
+    pool = mp.get_context("spawn").Pool(workers)
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        raise
+    pool.close()
+    pool.join()
 
 
 def plan_fresh(env: VecSandwichEnv, pairs: list[tuple[int, PerEnvActor]]) -> None:

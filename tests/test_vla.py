@@ -205,3 +205,45 @@ def test_compiled_inference_gives_the_eager_chunk_at_every_batch_size():
     g = torch.randn((1, CFG.action_horizon, CFG.action_dim), generator=torch.Generator().manual_seed(5))
     one = {k: v[:1] for k, v in rows.items()}
     assert torch.equal(eager.predict_chunk(one, torch.Generator().manual_seed(5)), eager.predict_chunk(one, noise=g))
+
+
+def test_batched_cameras_and_fixed_flow_parts_compute_what_the_plain_passes_do():
+    """The chunk's kernel savings change no number: both cameras through the tower as one batch equal one pass per
+    camera, and the state token and cross-attention keys/values made once equal making them at every Euler step."""
+    from policies.vla.backbone import pixel_shuffle
+
+    torch.manual_seed(0)
+    model = VLA(CFG, norm()).eval()
+    b, bb, head = batch(), model.backbone, model.action_head
+    with torch.no_grad():
+        images = {cam: b[cam] for cam in CFG.cameras}
+        per_camera = torch.cat([bb.projector(pixel_shuffle(bb.vision(images[c]), bb.vision.grid))
+                                for c in CFG.cameras], dim=1)
+        torch.testing.assert_close(bb.image_tokens(images), per_camera, rtol=1e-5, atol=1e-6)
+        vl, mask = model.features(b)
+        state = model.norm.normalize_state(b["state"].float())
+        noisy = torch.randn(2, CFG.action_horizon, CFG.action_dim, generator=torch.Generator().manual_seed(1))
+        t = head._bucket(torch.full((2,), 0.5))
+        ctx = head.encode_context(vl, mask)
+        made_once = head.velocity(ctx, mask, state, noisy, t, head.fixed_parts(ctx, state))
+        assert torch.equal(made_once, head.velocity(ctx, mask, state, noisy, t))
+
+
+def test_bf16_inference_is_an_option_that_changes_only_rounding(tmp_path):
+    """vla:PATH?bf16=1 runs the chunk under bf16 autocast; without it the chunk is the fp32 one, bit for bit."""
+    from policies.vla.policy import VLAPolicy
+
+    torch.manual_seed(0)
+    VLA(CFG, norm()).save(tmp_path / "ckpt")
+    plain = VLAPolicy.from_spec(f"{tmp_path / 'ckpt'}?device=cpu")
+    bf16 = VLAPolicy.from_spec(f"{tmp_path / 'ckpt'}?device=cpu&bf16=1")
+    assert not plain.model.bf16_inference and bf16.model.bf16_inference
+    noise = torch.randn((2, CFG.action_horizon, CFG.action_dim), generator=torch.Generator().manual_seed(3))
+    fp32 = plain.model.predict_chunk(batch(), noise=noise)
+    low = bf16.model.predict_chunk(batch(), noise=noise)
+    assert low.dtype == fp32.dtype == torch.float32
+    assert not torch.equal(low, fp32)  # the matmuls did run in bf16
+    span = max(hi - lo for lo, hi in zip(norm().action_min, norm().action_max))
+    assert (low - fp32).abs().max() < 0.05 * span  # rounding, not another answer
+    with pytest.raises(ValueError, match="unknown option"):
+        VLAPolicy.from_spec(f"{tmp_path / 'ckpt'}?half=1")

@@ -2,10 +2,11 @@
 
     chefmate-bench                  # the default grid on this machine: cpu_* records (--table: embedded_bench's table)
     chefmate-bench --training       # also a fine-tuning step's cost here, at the study's batch (cpu_finetune_*)
-    chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput (compiled, then eager),
-                                    # fine-tuning steps/s (compiled, then eager), 8 concurrent fine-tunes against
-                                    # one, the VLA through the real grid against the scripted expert (and their
-                                    # start-up apart), demos/min, MuJoCo env steps/s alone and on every core
+    chefmate-bench --gpu            # the VLA on the GPU: chunk latency and throughput (compiled in fp32, in bf16,
+                                    # then eager), fine-tuning steps/s (compiled, then eager), 8 concurrent
+                                    # fine-tunes against one, the VLA through `make matrix`'s grid against the
+                                    # scripted expert (and their start-up apart), demos/min, MuJoCo env steps/s
+                                    # alone and on every core
     chefmate-bench --gpu --quick    # the same figures, fewer repetitions (about a minute less)
     chefmate-bench --gpu --only demos,eager   # some groups only: chunk,finetune,concurrent,grid,demos,envs,eager
     chefmate-bench --gpu --profile DIR        # also where each group's time went: DIR/GROUP.txt (cProfile of this
@@ -91,18 +92,20 @@ def _model(tune: Any = None):
     return model, tune
 
 
-def chunk_figures(device: torch.device, compiled: bool, runs: int = 20, trace: Path | None = None
-                  ) -> Iterator[dict[str, Any]]:
+def chunk_figures(device: torch.device, compiled: bool, runs: int = 20, trace: Path | None = None,
+                  bf16: bool = False) -> Iterator[dict[str, Any]]:
     """Chunk latency at batch 1 and chunks/s at 64/256/1024; ``compiled`` as ``vla:PATH?compile=1`` (the warm-up
-    calls hold the compiling). The eager figures carry the suffix ``_eager``. With ``trace`` (a file), also what
-    one batch-1 chunk runs on the GPU: its kernels and their busy time, the table written to ``trace``."""
+    calls hold the compiling), ``bf16`` as ``?bf16=1``. The eager figures carry the suffix ``_eager``, the bf16 ones
+    ``_bf16``. With ``trace`` (a file), also what one batch-1 chunk runs on the GPU: its kernels and their busy
+    time, the table written to ``trace``."""
     from training.probe_vram import chunk_latency_ms
 
     model, _ = _model()
     model.to(device).eval()
+    model.bf16_inference = bf16
     if compiled:
         model.compile_inference()
-    suffix = "" if compiled else "_eager"
+    suffix = ("" if compiled else "_eager") + ("_bf16" if bf16 else "")
     for size in (1, 64, 256, 1024):
         ms = chunk_latency_ms(model, model.cfg, runs=runs, device=device, seed=0, batch_size=size)
         yield (record(f"chunk_latency_ms_batch1{suffix}", ms, "ms") if size == 1 else
@@ -161,22 +164,39 @@ def concurrent_speedup(runs: int, batch_size: int) -> tuple[float, float]:
 @dataclass(frozen=True)
 class GridBench:
     """The VLA through the real grid (vector env in worker processes, one batched inference call per step) against
-    the scripted expert on the same grid and envs. A random-weight checkpoint acts as a trained one costs."""
+    the scripted expert on the same grid and envs. A random-weight checkpoint acts as a trained one costs. The
+    default is `make matrix`'s own grid for one policy: every family, 8 cells, 3 seeds (1,008 episodes)."""
 
     preset: str = "small"
-    families: tuple[str, ...] = ("negation",)
-    seeds: int = 4  # per (cell, instruction): 8 cells x 5 instructions x 4 = 160 episodes
-    num_envs: int = 64
+    families: tuple[str, ...] = ()  # () = every family, as `make matrix`
+    seeds: int = 3  # per (cell, instruction)
+    num_envs: int = 256  # a batch of 256 costs about a third as much per chunk as one of 64 (the chunk figures)
     workers: int = 0  # 0: every core but one (the parent batches inference)
     max_steps: int = 0  # 0: the task's episode limit
     scenarios: tuple[str, ...] = ()  # () = the eight seed cells
 
 
+def warm_plotting() -> None:
+    """Draw one throwaway figure: matplotlib builds its font cache on a machine's first figure (26 s on a fresh
+    GPU box), a cost of the machine, not of a grid, that would otherwise land in the first grid timed."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.set_title("warm-up")
+    fig.savefig(io.BytesIO(), format="png")
+    plt.close(fig)
+
+
 def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, Any]]:
     import tempfile
 
-    from eval.run_matrix import MatrixConfig, run
     from eval.report import load_episodes
+    from eval.run_matrix import MatrixConfig, run
     from leisaac_tasks import MAX_EPISODE_STEPS
     from leisaac_tasks.scenarios import SEED_SCENARIOS, Scenario
     from policies.vla.config import PRESETS
@@ -186,14 +206,17 @@ def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, A
     cfg = PRESETS[bench.preset]
     workers = bench.workers or max(1, (os.cpu_count() or 2) - 1)
     scenarios = tuple(Scenario.parse(s) for s in bench.scenarios) or SEED_SCENARIOS
+    families = bench.families or MatrixConfig().families
     norm = NormStats((-100.0,) * 6, (100.0,) * 6, (-20.0,) * 6, (20.0,) * 6, horizon=cfg.action_horizon)
+    warm_plotting()
     rates: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         VLA(cfg, norm).save(Path(tmp) / "vla")
         for name, spec in (("vla", f"vla:{Path(tmp) / 'vla'}?device={device.type}"), ("scripted", "expert")):
-            def timed(max_steps: int, out: Path) -> float:
-                mc = MatrixConfig(policies=(spec,), scenarios=scenarios, families=bench.families,
-                                  seeds=tuple(range(bench.seeds)), image_size=cfg.image_size, out=out,
+            def timed(max_steps: int, out: Path, families: tuple[str, ...] = families, seeds: int = bench.seeds
+                      ) -> float:
+                mc = MatrixConfig(policies=(spec,), scenarios=scenarios, families=families,
+                                  seeds=tuple(range(seeds)), image_size=cfg.image_size, out=out,
                                   num_envs=bench.num_envs, workers=min(workers, bench.num_envs), max_steps=max_steps)
                 began = time.perf_counter()
                 run(mc, progress=False)
@@ -204,10 +227,10 @@ def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, A
             rates[name] = (len(episodes) / (seconds / 60), float(episodes["steps"].sum()) / seconds)
             yield record(f"{name}_grid_episodes_per_min", rates[name][0], "episodes/min")
             yield record(f"{name}_grid_env_steps_per_s", rates[name][1], "env-steps/s")
-            # The same grid at one step an episode: what a run costs around its episodes (workers starting, the
-            # policy built and compiled, the report), most of a short grid's time. Run second, on warm caches, so
-            # it errs low and the rate after it errs low too.
-            startup = timed(1, Path(tmp) / f"{name}_startup")
+            # One family, one seed, one step an episode: what a run costs around its episodes (workers starting,
+            # envs built, the policy built, the report). Run second, on warm caches, so it errs low and the rate
+            # after it errs low too.
+            startup = timed(1, Path(tmp) / f"{name}_startup", families[:1], 1)
             yield record(f"{name}_grid_startup_s", startup, "s")
             if seconds > startup:
                 yield record(f"{name}_grid_episodes_per_min_after_startup", len(episodes) / ((seconds - startup) / 60),
@@ -280,10 +303,14 @@ def gpu_records(concurrent: int, quick: bool = False, only: tuple[str, ...] = GP
         yield record("concurrent_finetunes_speedup", many / one, "x")
 
     groups: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {
-        "chunk": lambda: chunk_figures(device, compiled=True, runs=runs, trace=trace),
+        # fp32 (what a grid runs unless asked), then bf16 (the precision it trains in and GR00T deploys in)
+        "chunk": lambda: itertools.chain(
+            chunk_figures(device, compiled=True, runs=runs, trace=trace),
+            chunk_figures(device, compiled=True, runs=runs, bf16=True,
+                          trace=trace and trace.with_name("chunk_kernels_bf16.txt"))),
         "finetune": lambda: finetune(compiled=True),
         "concurrent": concurrency,
-        "grid": lambda: grid_figures(GridBench(seeds=2 if quick else 4), device),
+        "grid": lambda: grid_figures(GridBench(seeds=1 if quick else 3), device),
         "demos": lambda: demo_figures(episodes=100 if quick else 200, workers=demo_workers),
         "envs": lambda: env_figures(150 if quick else 300),
         "eager": lambda: itertools.chain(chunk_figures(device, compiled=False, runs=runs), finetune(compiled=False)),

@@ -11,6 +11,7 @@ masked MSE. Inference: start from noise and take ``num_inference_steps`` Euler s
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -52,12 +53,17 @@ class MHA(nn.Module):
         self.heads = heads
         self.to_q, self.to_k, self.to_v, self.to_out = (nn.Linear(width, width) for _ in range(4))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.to_k(context), self.to_v(context)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None,
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``kv``: ``keys_values(context)`` made once, where the same context serves many calls (the Euler steps)."""
         b, n, c = x.shape
         split = lambda y: y.view(b, -1, self.heads, c // self.heads).transpose(1, 2)  # noqa: E731
         mask = None if context_mask is None else context_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(split(self.to_q(x)), split(self.to_k(context)), split(self.to_v(context)),
-                                             attn_mask=mask)
+        k, v = kv if kv is not None else self.keys_values(context)
+        out = F.scaled_dot_product_attention(split(self.to_q(x)), split(k), split(v), attn_mask=mask)
         return self.to_out(out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -71,10 +77,11 @@ class DiTBlock(nn.Module):
         self.attn = MHA(width, heads)
         self.ff = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"), nn.Linear(4 * width, width))
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor, vl: torch.Tensor, vl_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, vl: torch.Tensor, vl_mask: torch.Tensor,
+                vl_kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         s1, b1, s2, b2 = self.ada(F.silu(temb))[:, None].chunk(4, dim=-1)
         h = self.norm1(x) * (1 + s1) + b1
-        x = x + (self.attn(h, vl, vl_mask) if self.cross else self.attn(h, h))
+        x = x + (self.attn(h, vl, vl_mask, vl_kv) if self.cross else self.attn(h, h))
         return x + self.ff(self.norm2(x) * (1 + s2) + b2)
 
 
@@ -91,6 +98,14 @@ class SelfAttentionBlock(nn.Module):
         h = self.norm1(x)
         x = x + self.attn(h, h, mask)
         return x + self.ff(self.norm2(x))
+
+
+class FixedParts(NamedTuple):
+    """What no flow step changes: the state token, and each cross-attention block's keys and values of the
+    context (None for self-attention blocks)."""
+
+    state_token: torch.Tensor
+    vl_kv: list[tuple[torch.Tensor, torch.Tensor] | None]
 
 
 class FlowMatchingActionHead(nn.Module):
@@ -119,17 +134,25 @@ class FlowMatchingActionHead(nn.Module):
         return vl
 
     def velocity(self, vl: torch.Tensor, vl_mask: torch.Tensor, state: torch.Tensor, noisy: torch.Tensor,
-                 t_bucket: torch.Tensor) -> torch.Tensor:
+                 t_bucket: torch.Tensor, fixed: FixedParts | None = None) -> torch.Tensor:
+        """``fixed``: ``fixed_parts(vl, state)``, the parts no flow step changes, made once for all of them."""
         b, horizon, _ = noisy.shape
+        fixed = fixed or self.fixed_parts(vl, state)
         actions = self.action_encoder(noisy, t_bucket) + self.position_embedding.weight[:horizon]
         future = self.future_tokens.weight[None].expand(b, -1, -1)
-        x = torch.cat([self.state_encoder(state)[:, None], future, actions], dim=1)
+        x = torch.cat([fixed.state_token, future, actions], dim=1)
         temb = self.timestep_embedder(sinusoidal(t_bucket, self.cfg.head_width).to(x.dtype))
-        for block in self.blocks:
-            x = block(x, temb, vl, vl_mask)
+        for block, kv in zip(self.blocks, fixed.vl_kv):
+            x = block(x, temb, vl, vl_mask, kv)
         scale, shift = self.ada_out(F.silu(temb))[:, None].chunk(2, dim=-1)
         x = self.norm_out(x) * (1 + scale) + shift
         return self.action_decoder(x[:, -horizon:])
+
+    def fixed_parts(self, vl: torch.Tensor, state: torch.Tensor) -> FixedParts:
+        """The same at every Euler step, so sampling makes them once instead of once a step (fewer kernels in a
+        launch-bound chunk)."""
+        return FixedParts(self.state_encoder(state)[:, None],
+                          [block.attn.keys_values(vl) if block.cross else None for block in self.blocks])
 
     def _bucket(self, t: torch.Tensor) -> torch.Tensor:
         return (t * self.cfg.timestep_buckets).long().clamp(max=self.cfg.timestep_buckets - 1)
@@ -156,7 +179,8 @@ class FlowMatchingActionHead(nn.Module):
             noise = torch.randn((b, self.cfg.action_horizon, self.cfg.action_dim), generator=generator,
                                 device=generator.device if generator is not None else state.device)
         actions = noise.to(state)
+        fixed = self.fixed_parts(vl, state)
         for i in range(steps):
             t = torch.full((b,), i / steps, device=state.device)
-            actions = actions + self.velocity(vl, vl_mask, state, actions, self._bucket(t)) / steps
+            actions = actions + self.velocity(vl, vl_mask, state, actions, self._bucket(t), fixed) / steps
         return actions

@@ -37,6 +37,9 @@ class VLA(nn.Module):
         self.action_head = FlowMatchingActionHead(cfg)
         inject_lora(self, tune)
         self._compiled_chunk: Callable[..., torch.Tensor] | None = None  # set by compile_inference
+        # Inference under bf16 autocast (vla:PATH?bf16=1), the precision it trains in and GR00T deploys in; off by
+        # default, so a grid's numbers do not depend on the option that makes it faster.
+        self.bf16_inference = False
 
     def features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backbone({cam: batch[cam] for cam in self.cfg.cameras}, list(batch["task"]))
@@ -81,8 +84,10 @@ class VLA(nn.Module):
     def chunk(self, images: dict[str, torch.Tensor], input_ids: torch.Tensor, attention_mask: torch.Tensor,
               state: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """``predict_chunk`` from tensors alone, noise given: the part ``compile_inference`` compiles."""
-        vl, mask = self.backbone.encode(images, input_ids, attention_mask)
-        normalized = self.action_head.sample(vl, mask, self.norm.normalize_state(state).to(vl.dtype), noise=noise)
+        with torch.autocast(noise.device.type, dtype=torch.bfloat16, enabled=self.bf16_inference):
+            vl, mask = self.backbone.encode(images, input_ids, attention_mask)
+            # the flow's state stays fp32 under autocast too: only the layers' matmuls run in bf16
+            normalized = self.action_head.sample(vl, mask, self.norm.normalize_state(state), noise=noise)
         return self.norm.unnormalize_actions(normalized.float().clamp(-1, 1), state)
 
     def compile_inference(self) -> "VLA":

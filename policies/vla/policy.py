@@ -24,22 +24,26 @@ class VLAPolicy:
 
     @classmethod
     def from_spec(cls, arg: str, **kwargs: Any) -> "VLAPolicy":
-        """``vla:PATH``, or ``vla:PATH?compile=1`` to compile inference (worth it for long grids on a GPU)."""
+        """``vla:PATH``, or with options: ``?compile=1`` compiles inference (worth it for long grids on a GPU),
+        ``?bf16=1`` runs it under bf16 autocast, ``?device=cuda`` picks the device; e.g. ``vla:PATH?compile=1&bf16=1``."""
         path, _, query = arg.partition("?")
         options = dict(item.partition("=")[::2] for item in query.split("&") if item)
-        unknown = set(options) - {"compile", "device"}
+        unknown = set(options) - {"compile", "device", "bf16"}
         if unknown:
-            raise ValueError(f"vla:{arg}: unknown option(s) {', '.join(sorted(unknown))}; use compile=1 or device=cuda")
+            raise ValueError(f"vla:{arg}: unknown option(s) {', '.join(sorted(unknown))}; use compile=1, bf16=1 or "
+                             f"device=cuda")
         if "device" in options:
             kwargs["device"] = options["device"]
-        return cls(path or None, compile=options.get("compile", "0") not in ("0", "false", ""), **kwargs)
+        on = lambda key: options.get(key, "0") not in ("0", "false", "")  # noqa: E731
+        return cls(path or None, compile=on("compile"), bf16=on("bf16"), **kwargs)
 
     def __init__(self, checkpoint: str | Path | None = None, n_action_steps: int = 8, device: str = "auto",
-                 compile: bool = False):
+                 compile: bool = False, bf16: bool = False):
         if checkpoint is None:
             raise ValueError("the vla policy needs a checkpoint folder: --policies vla:PATH (from training.finetune)")
         self.device = resolve_device(device)
         self.model = VLA.load(Path(checkpoint)).to(self.device).eval()
+        self.model.bf16_inference = bf16
         if compile:
             self.model.compile_inference()
         self.name = f"vla:{Path(checkpoint).name}"

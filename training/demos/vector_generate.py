@@ -15,7 +15,6 @@ guesses that turn out wrong only cost env time, never change the output.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import queue
 import threading
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from eval.vector_runner import PerEnvActor, plan_fresh, wait_for_plans
+from eval.vector_runner import PerEnvActor, plan_fresh, plan_pool, wait_for_plans
 from leisaac_tasks.dataset import Attempt, DemoWriter
 from leisaac_tasks.episode import EpisodeClock
 from leisaac_tasks.spec import DEFAULT_SCENE
@@ -116,8 +115,8 @@ def generate_dataset_vectorized(cfg: GenerateConfig, plan: DatasetPlan, root: Pa
                                 progress: bool = True) -> DatasetTally:
     with contextlib.ExitStack() as stack:
         pool = None
-        if cfg.plan_workers > 1:  # spawn, not fork: the env workers and the writer's encoder hold threads
-            pool = stack.enter_context(mp.get_context("spawn").Pool(cfg.plan_workers))
+        if cfg.plan_workers > 1:
+            pool = stack.enter_context(plan_pool(cfg.plan_workers))
         actor = PerEnvActor("expert", ScriptedExpert(noise=True), pool, build={"noise": True})
         return _generate(cfg, plan, root, env, actor, progress)
 

@@ -7,6 +7,7 @@ away. Only visual geoms get the light copies: collision geoms keep the shipped m
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import mujoco
@@ -38,6 +39,18 @@ def cluster(verts: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarr
     return merged, tri[np.sort(first)]
 
 
+@lru_cache(maxsize=64)
+def light_mesh(path: Path, scale: tuple[float, float, float], cell: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The clustered copy of one STL (vertices, faces, the STL's own face count), made once per process: every
+    env of a worker builds the same robot, and reading and merging the STLs (~0.6 s a robot) was most of an
+    env's build time."""
+    verts, faces = read_binary_stl(path)
+    v, f = cluster(verts * np.asarray(scale), faces, cell)
+    v.setflags(write=False)
+    f.setflags(write=False)
+    return v, f, len(faces)
+
+
 def lighten_visual_meshes(world: mujoco.MjSpec, mjcf_dir: Path, cell: float = DEFAULT_CELL_M) -> int:
     """Point every non-colliding mesh geom at a clustered copy of its mesh; returns triangles saved."""
     # An unnamed mesh takes its file's stem at compile time; MuJoCo 3.12's spec still holds the empty name.
@@ -52,11 +65,10 @@ def lighten_visual_meshes(world: mujoco.MjSpec, mjcf_dir: Path, cell: float = DE
             path = mjcf_dir / world.meshdir / mesh.file
             if path.suffix.lower() != ".stl":
                 continue
-            verts, faces = read_binary_stl(path)
-            v, f = cluster(verts * np.asarray(mesh.scale), faces, cell)
+            v, f, shipped = light_mesh(path, tuple(float(x) for x in mesh.scale), cell)
             name = f"{geom.meshname}_light"
             world.add_mesh(name=name, uservert=v.ravel().tolist(), userface=f.ravel().tolist())
             light[geom.meshname] = name
-            saved += len(faces) - len(f)
+            saved += shipped - len(f)
         geom.meshname = light[geom.meshname]
     return saved
