@@ -139,3 +139,26 @@ def test_the_chunk_kernel_figures_count_what_a_chunk_runs(tmp_path):
                                                                          tmp_path / "kernels.txt")}
     assert records == {"chunk_kernels_batch1": 0.0, "chunk_gpu_busy_ms_batch1": 0.0}
     assert "Name" in (tmp_path / "kernels.txt").read_text()
+
+
+def test_a_profiled_group_cut_by_sigterm_keeps_its_profile(tmp_path, monkeypatch):
+    """`timeout` ends a lease's call with SIGTERM; the demo group yields nothing before its end, and its profile
+    must still be there (the 2026-12-07 lease lost one this way)."""
+    import os
+    import signal
+
+    def cut(episodes, workers):
+        sum(i * i for i in range(20000))
+        os.kill(os.getpid(), signal.SIGTERM)
+        yield bench.record("never", 1.0, "n")
+
+    monkeypatch.setattr(bench, "demo_figures", cut)
+    monkeypatch.setattr(bench.torch.cuda, "is_available", lambda: True)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            bench.main(["--gpu", "--only", "demos", "--profile", str(tmp_path)])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert exit_.value.code == 128 + signal.SIGTERM
+    assert "cut" in (tmp_path / "demos.txt").read_text()
