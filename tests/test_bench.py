@@ -110,7 +110,6 @@ def test_env_figures_time_one_env_and_one_per_core():
     assert every >= slowest * (os.cpu_count() or 1) - 0.1  # the sum over cores, each at least the slowest
 
 
-
 def test_a_profiled_run_keeps_its_profile_and_its_slowed_figures_apart(tmp_path, monkeypatch):
     """--profile: each group's cProfile of this process lands in DIR/GROUP.txt, rewritten after every record (a
     lease cut short keeps it), and the figures go beside it, never over the plain run's in reports/."""

@@ -230,7 +230,7 @@ def test_batched_cameras_and_fixed_flow_parts_compute_what_the_plain_passes_do()
 
 
 def test_bf16_inference_is_an_option_that_changes_only_rounding(tmp_path):
-    """vla:PATH?bf16=1 runs the chunk under bf16 autocast; without it the chunk is the fp32 one, bit for bit."""
+    """vla:PATH?bf16=1 runs the chunk under bf16 autocast; without it the chunk is computed in fp32, as before."""
     from policies.vla.policy import VLAPolicy
 
     torch.manual_seed(0)

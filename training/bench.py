@@ -10,7 +10,8 @@
     chefmate-bench --gpu --quick    # the same figures, fewer repetitions (about a minute less)
     chefmate-bench --gpu --only demos,eager   # some groups only: chunk,finetune,concurrent,grid,demos,envs,eager
     chefmate-bench --gpu --profile DIR        # also where each group's time went: DIR/GROUP.txt (cProfile of this
-                                              # process), and for chunk the kernels of one batch-1 chunk
+                                              # process), and for chunk the kernels of one batch-1 chunk; the
+                                              # figures, slowed by profiling, go to DIR/benchmarks.json
 
 Each record is written the moment it is measured, so a run cut short keeps what it measured. GPU figures use
 synthetic batches and a random-weight checkpoint of the real shapes (both cameras, the small preset), so they need
@@ -121,7 +122,7 @@ def chunk_kernel_figures(model: Any, device: torch.device, runs: int, trace: Pat
     latency far above the busy time is launch or host overhead, one near it is the kernels themselves."""
     from torch.profiler import ProfilerActivity, profile
 
-    from training.probe_vram import _sync, synthetic_batch
+    from training.probe_vram import synthetic_batch
 
     batch = synthetic_batch(model.cfg, 1, device, torch.Generator().manual_seed(0))
     noise = torch.Generator(device=device).manual_seed(0)
@@ -129,7 +130,8 @@ def chunk_kernel_figures(model: Any, device: torch.device, runs: int, trace: Pat
     with profile(activities=[ProfilerActivity.CPU, *gpu]) as prof:
         for _ in range(runs):
             model.predict_chunk(batch, noise)
-        _sync(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
     busy_us = sum(e.device_time for e in kernels)
     trace.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,7 @@ class GridBench:
     preset: str = "small"
     families: tuple[str, ...] = ()  # () = every family, as `make matrix`
     seeds: int = 3  # per (cell, instruction)
-    num_envs: int = 256  # a batch of 256 costs about a third as much per chunk as one of 64 (the chunk figures)
+    num_envs: int = 256  # an eager batch-256 chunk costs less than half as much per env as a batch-64 one
     workers: int = 0  # 0: every core but one (the parent batches inference)
     max_steps: int = 0  # 0: the task's episode limit
     scenarios: tuple[str, ...] = ()  # () = the eight seed cells

@@ -119,8 +119,8 @@ class Backbone(nn.Module):
 
     def image_tokens(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         """All cameras through the shared tower, merged and projected: (B, cameras * tokens, llm width). The
-        cameras go through as one batch: the same weights, half the kernel launches of one pass per camera (a
-        batch-1 chunk is launch-bound)."""
+        cameras go through as one batch: the same weights, half the kernels of one pass per camera (a batch-1
+        chunk's time is its hundreds of small kernels)."""
         cams = self.cfg.cameras
         tokens = self.projector(pixel_shuffle(self.vision(torch.cat([images[c] for c in cams])), self.vision.grid))
         return torch.cat(tokens.chunk(len(cams)), dim=1)  # camera by camera, as if each had its own pass
