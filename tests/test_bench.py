@@ -161,3 +161,14 @@ def test_a_profiled_group_cut_by_sigterm_keeps_its_profile(tmp_path, monkeypatch
         signal.signal(signal.SIGTERM, before)
     assert exit_.value.code == 128 + signal.SIGTERM
     assert "cut" in (tmp_path / "demos.txt").read_text()
+
+
+def test_quick_chunk_figures_compile_two_batch_sizes_in_each_precision(monkeypatch):
+    """Compiling one graph per batch size is most of the chunk group's time: --quick asks for batch 1 and 64, in
+    fp32 and in bf16; the full run for all four sizes."""
+    asked = []
+    monkeypatch.setattr(bench, "chunk_figures", lambda device, compiled, runs, trace=None, bf16=False, sizes=():
+                        asked.append((bf16, sizes)) or iter([]))
+    list(bench.gpu_records(8, quick=True, only=("chunk",)))
+    list(bench.gpu_records(8, quick=False, only=("chunk",)))
+    assert asked == [(False, (1, 64)), (True, (1, 64)), (False, (1, 64, 256, 1024)), (True, (1, 64, 256, 1024))]

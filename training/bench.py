@@ -7,7 +7,8 @@
                                     # fine-tunes against one, the VLA through `make matrix`'s grid against the
                                     # scripted expert (and their start-up apart), demos/min, MuJoCo env steps/s
                                     # alone and on every core
-    chefmate-bench --gpu --quick    # the same figures, fewer repetitions (about a minute less)
+    chefmate-bench --gpu --quick    # the same figures with fewer repetitions, chunks at batch 1 and 64 only, and a
+                                    # third of the grid
     chefmate-bench --gpu --only demos,eager   # some groups only: chunk,finetune,concurrent,grid,demos,envs,eager
     chefmate-bench --gpu --profile DIR        # also where each group's time went: DIR/GROUP.txt (cProfile of this
                                               # process), and for chunk the kernels of one batch-1 chunk; the
@@ -95,8 +96,8 @@ def _model(tune: Any = None):
 
 
 def chunk_figures(device: torch.device, compiled: bool, runs: int = 20, trace: Path | None = None,
-                  bf16: bool = False) -> Iterator[dict[str, Any]]:
-    """Chunk latency at batch 1 and chunks/s at 64/256/1024; ``compiled`` as ``vla:PATH?compile=1`` (the warm-up
+                  bf16: bool = False, sizes: tuple[int, ...] = (1, 64, 256, 1024)) -> Iterator[dict[str, Any]]:
+    """Chunk latency at batch 1 and chunks/s at the other ``sizes``; ``compiled`` as ``vla:PATH?compile=1`` (the warm-up
     calls hold the compiling), ``bf16`` as ``?bf16=1``. The eager figures carry the suffix ``_eager``, the bf16 ones
     ``_bf16``. With ``trace`` (a file), also what one batch-1 chunk runs on the GPU: its kernels and their busy
     time, the table written to ``trace``."""
@@ -108,7 +109,7 @@ def chunk_figures(device: torch.device, compiled: bool, runs: int = 20, trace: P
     if compiled:
         model.compile_inference()
     suffix = ("" if compiled else "_eager") + ("_bf16" if bf16 else "")
-    for size in (1, 64, 256, 1024):
+    for size in sizes:
         ms = chunk_latency_ms(model, model.cfg, runs=runs, device=device, seed=0, batch_size=size)
         yield (record(f"chunk_latency_ms_batch1{suffix}", ms, "ms") if size == 1 else
                record(f"chunks_per_s_batch{size}{suffix}", size / (ms / 1000), "chunks/s"))
@@ -293,6 +294,8 @@ def gpu_records(concurrent: int, quick: bool = False, only: tuple[str, ...] = GP
     process in GROUP.txt, and the chunk group's kernels in chunk_kernels.txt."""
     device = torch.device("cuda")
     runs, steps = (10, 30) if quick else (20, 50)
+    # Compiling is most of the chunk group's time (one graph per batch size): --quick compiles two sizes.
+    sizes = (1, 64) if quick else (1, 64, 256, 1024)
     trace = profile / "chunk_kernels.txt" if profile else None
 
     def finetune(compiled: bool) -> Iterator[dict[str, Any]]:
@@ -308,15 +311,16 @@ def gpu_records(concurrent: int, quick: bool = False, only: tuple[str, ...] = GP
     groups: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {
         # fp32 (what a grid runs unless asked), then bf16 (the precision it trains in and GR00T deploys in)
         "chunk": lambda: itertools.chain(
-            chunk_figures(device, compiled=True, runs=runs, trace=trace),
-            chunk_figures(device, compiled=True, runs=runs, bf16=True,
+            chunk_figures(device, compiled=True, runs=runs, trace=trace, sizes=sizes),
+            chunk_figures(device, compiled=True, runs=runs, bf16=True, sizes=sizes,
                           trace=trace and trace.with_name("chunk_kernels_bf16.txt"))),
         "finetune": lambda: finetune(compiled=True),
         "concurrent": concurrency,
         "grid": lambda: grid_figures(GridBench(seeds=1 if quick else 3), device),
         "demos": lambda: demo_figures(episodes=100 if quick else 200, workers=demo_workers),
         "envs": lambda: env_figures(150 if quick else 300),
-        "eager": lambda: itertools.chain(chunk_figures(device, compiled=False, runs=runs), finetune(compiled=False)),
+        "eager": lambda: itertools.chain(chunk_figures(device, compiled=False, runs=runs, sizes=sizes),
+                                         finetune(compiled=False)),
     }
     for name in GPU_GROUPS:
         if name in only:
