@@ -202,6 +202,7 @@ def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, A
     from eval.report import load_episodes
     from eval.run_matrix import MatrixConfig, run
     from leisaac_tasks import MAX_EPISODE_STEPS
+    from leisaac_tasks.perturbations import family_names
     from leisaac_tasks.scenarios import SEED_SCENARIOS, Scenario
     from policies.vla.config import PRESETS
     from policies.vla.model import VLA
@@ -210,7 +211,7 @@ def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, A
     cfg = PRESETS[bench.preset]
     workers = bench.workers or max(1, (os.cpu_count() or 2) - 1)
     scenarios = tuple(Scenario.parse(s) for s in bench.scenarios) or SEED_SCENARIOS
-    families = bench.families or MatrixConfig().families
+    families = bench.families or family_names()  # make matrix's default
     norm = NormStats((-100.0,) * 6, (100.0,) * 6, (-20.0,) * 6, (20.0,) * 6, horizon=cfg.action_horizon)
     warm_plotting()
     rates: dict[str, tuple[float, float]] = {}
