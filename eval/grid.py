@@ -11,6 +11,7 @@ Every instruction of a scenario runs on the same seeds 0..N-1, so instructions a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -60,8 +61,10 @@ def run(cfg: MatrixConfig, progress: bool = True, argv: list[str] | None = None,
             return breaker.skipped_row(episode, cfg.backend)
 
         if vectorized:  # scripted policies plan their first IK trajectories on the spare cores
-            run_vectorized(cfg, todo, append, cfg.num_envs, on_row=bar.update,
-                           plan_workers=max(1, (os.cpu_count() or 2) - 2), policies=policies, skip=skip)
+            timing = run_vectorized(cfg, todo, append, cfg.num_envs, on_row=bar.update,
+                                    plan_workers=max(1, (os.cpu_count() or 2) - 2), policies=policies, skip=skip)
+            # Where this run's wall time went (a resumed run: the part run last), for whoever asks why it was slow.
+            (cfg.out / "timing.json").write_text(json.dumps(timing.as_dict(), indent=1) + "\n")
         elif cfg.workers > 1:
             env.close()  # each worker builds its own
             run_parallel(cfg, todo, append, cfg.workers, on_row=bar.update, skip=skip)

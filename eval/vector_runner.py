@@ -151,6 +151,29 @@ def make_actor(name: str, pool: Any = None, policy: Policy | None = None) -> Per
 
 
 @dataclass
+class GridTiming:
+    """Where a vectorized grid's wall time went in the stepping process: building the envs, then each vector step's
+    parts (scripted policies' plans handed to and awaited from their pool, the looking envs' observations, the
+    policies' actions, the envs' step, and finishing and refilling episodes). ``envs`` is each env method's
+    ``RoundTrips`` when the envs live in worker processes."""
+
+    vector_steps: int = 0
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("build", "plan", "observe", "act", "step", "bookkeeping"), 0.0))
+    envs: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def lap(self, phase: str, since: float) -> float:
+        """Add the time since ``since`` to ``phase``; the time now, for the next lap."""
+        now = time.perf_counter()
+        self.seconds[phase] += now - since
+        return now
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"vector_steps": self.vector_steps, "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "envs": self.envs}
+
+
+@dataclass
 class _Running:
     episode: Episode
     clock: EpisodeClock
@@ -161,15 +184,17 @@ class _Running:
 def run_vectorized(cfg: "MatrixConfig", episodes: list[Episode], append: Callable[[dict], None], num_envs: int,
                    on_row: Callable[[], Any] | None = None, env: VecSandwichEnv | None = None,
                    plan_workers: int = 0, policies: dict[str, Policy] | None = None,
-                   skip: Callable[[Episode], dict | None] = lambda episode: None) -> None:
-    """Run ``episodes`` on ``num_envs`` parallel envs of ``cfg.backend``; ``append`` gets each finished row.
+                   skip: Callable[[Episode], dict | None] = lambda episode: None) -> GridTiming:
+    """Run ``episodes`` on ``num_envs`` parallel envs of ``cfg.backend``; ``append`` gets each finished row. Returns
+    where the wall time went.
 
     ``plan_workers`` > 1 plans scripted policies' trajectories in that many processes (the CPU side of the grid).
     ``policies`` are already-built prototypes by spec (the caller validated them); missing ones are built here.
     ``skip(episode)`` returns the row of an episode that must not run (a tripped circuit breaker), else None.
     """
+    timing = GridTiming()
     if not episodes:
-        return
+        return timing
     names = dict.fromkeys(e.policy for e in episodes)
     prototypes = {name: (policies or {}).get(name) or make_policy(name) for name in names}
     with contextlib.ExitStack() as stack:
@@ -177,15 +202,18 @@ def run_vectorized(cfg: "MatrixConfig", episodes: list[Episode], append: Callabl
         if plan_workers > 1 and any(p.abilities.plans_in_pool for p in prototypes.values()):
             pool = stack.enter_context(plan_pool(plan_workers))
         actors = {name: make_actor(name, pool, prototypes[name]) for name in names}
-        _run(cfg, episodes, append, num_envs, on_row, env, actors, skip)
+        _run(cfg, episodes, append, num_envs, on_row, env, actors, skip, timing)
+    return timing
 
 
-def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
+def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip, timing: GridTiming) -> None:
     cameras = tuple(dict.fromkeys(c for a in actors.values() for c in a.cameras))
     num_envs = min(num_envs, len(episodes))
     own_env = env is None
+    lap = time.perf_counter()
     env = env or make_vec_env(cfg.backend, num_envs, cameras=cameras, image_size=cfg.image_size,
                               workers=cfg.workers)
+    lap = timing.lap("build", lap)
     queue = deque(episodes)
 
     def next_episode() -> Episode | None:
@@ -204,24 +232,30 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
     actions = np.zeros((env.num_envs, 6))
     try:
         _fill(env, actors, next_episode, running, range(env.num_envs), cfg.max_steps)
+        lap = timing.lap("bookkeeping", lap)
         while any(r is not None for r in running):
+            timing.vector_steps += 1
             active = [i for i, r in enumerate(running) if r is not None]
             pooled = {i: a for i in active if isinstance(a := actors[running[i].episode.policy], PerEnvActor)}
             plan_fresh(env, [(i, a) for i, a in pooled.items() if not running[i].error])
             active = wait_for_plans(active, lambda i: i not in pooled or pooled[i].ready(i))
+            lap = timing.lap("plan", lap)
             # Only envs whose policy looks this step are rendered (a VLA looks once per chunk).
             looking = [i for i in active if not running[i].error
                        and actors[running[i].episode.policy].wants_observation(i)]
             obs = env.observations(looking)
+            lap = timing.lap("observe", lap)
             row_of = {slot: k for k, slot in enumerate(looking)}
             for name, actor in actors.items():
                 slots = [i for i in active if running[i].episode.policy == name and not running[i].error]
                 if slots:
                     _act(actor, slots, obs, row_of, env, running, actions)
+            lap = timing.lap("act", lap)
             mask = np.zeros(env.num_envs, dtype=bool)
             mask[[i for i in active if not running[i].error]] = True
             if mask.any():
                 env.step(actions, mask)
+            lap = timing.lap("step", lap)
             finished = []
             for i in active:
                 run = running[i]
@@ -237,7 +271,9 @@ def _run(cfg, episodes, append, num_envs, on_row, env, actors, skip) -> None:
                     on_row()
                 running[i] = None
             _fill(env, actors, next_episode, running, finished, cfg.max_steps)
+            lap = timing.lap("bookkeeping", lap)
     finally:
+        timing.envs = {method: trips.as_dict() for method, trips in getattr(env, "round_trips", {}).items()}
         if own_env:
             env.close()
 

@@ -9,7 +9,9 @@ come out exactly as in ``MujocoVecEnv``: each env is the same ``SandwichEnv`` wi
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 import traceback
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn, Sequence
 
@@ -21,6 +23,28 @@ from leisaac_tasks.spec import SceneSpec
 
 class WorkerError(RuntimeError):
     """A worker process failed; the message carries its traceback."""
+
+
+@dataclass
+class RoundTrips:
+    """One env method's calls over the workers: the caller's wall time from the first request sent to the last
+    reply read; the busiest worker's time inside the method, summed over calls (the least the workers can cost the
+    caller); and the workers' mean time inside it (what evenly loaded workers would cost). Wall minus busiest is
+    pipes, pickling and wake-ups; busiest minus mean is the imbalance between the workers' blocks."""
+
+    calls: int = 0
+    wall_s: float = 0.0
+    busiest_s: float = 0.0
+    mean_busy_s: float = 0.0
+
+    def add(self, wall: float, busy: Sequence[float]) -> None:
+        self.calls += 1
+        self.wall_s += wall
+        self.busiest_s += max(busy, default=0.0)
+        self.mean_busy_s += sum(busy) / len(busy) if busy else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {key: round(value, 4) for key, value in asdict(self).items()}
 
 
 def _serve(conn: Connection, num_envs: int, cameras: tuple[str, ...], image_size: int,
@@ -35,17 +59,19 @@ def _serve(conn: Connection, num_envs: int, cameras: tuple[str, ...], image_size
     env = None
     try:
         env = MujocoVecEnv(num_envs, cameras=cameras, image_size=image_size, spec=spec)
-        conn.send(("ok", env.backend))
+        conn.send(("ok", env.backend, 0.0))
         while True:
             method, args = conn.recv()
             if method == "close":
                 break
             try:
-                conn.send(("ok", getattr(env, method)(*args)))
+                began = time.perf_counter()
+                value = getattr(env, method)(*args)
+                conn.send(("ok", value, time.perf_counter() - began))  # the time inside the env, for RoundTrips
             except Exception:  # sent back: the parent raises it with this traceback
-                conn.send(("error", traceback.format_exc()))
+                conn.send(("error", traceback.format_exc(), 0.0))
     except Exception:
-        conn.send(("error", traceback.format_exc()))
+        conn.send(("error", traceback.format_exc(), 0.0))
     finally:
         if env is not None:
             env.close()
@@ -70,6 +96,7 @@ class ProcessVecEnv:
         ctx = mp.get_context("spawn")  # not fork: the parent may hold a CUDA context, EGL or torch threads
         self._conns: list[Connection] = []
         self._procs = []
+        self.round_trips: dict[str, RoundTrips] = {}  # by method: where the caller's waits went
         for size in sizes:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(child, size, self.cameras, image_size, spec), daemon=True)
@@ -77,24 +104,26 @@ class ProcessVecEnv:
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
-        self.backend = self._gather(range(workers))[0]
+        self.backend = self._gather(range(workers))[0][0]
 
     @property
     def workers(self) -> int:
         return len(self._conns)
 
-    def _gather(self, workers: Sequence[int]) -> list[Any]:
-        replies = []
+    def _gather(self, workers: Sequence[int]) -> tuple[list[Any], list[float]]:
+        """Each worker's reply and its time inside the env."""
+        replies, busy = [], []
         for w in workers:
             try:
-                status, value = self._conns[w].recv()
+                status, value, seconds = self._conns[w].recv()
             except EOFError:  # it died without a word (killed, or out of memory)
                 self._fail(w)
             if status != "ok":
                 self.close()
                 raise WorkerError(f"MuJoCo worker {w} failed:\n{value}")
             replies.append(value)
-        return replies
+            busy.append(seconds)
+        return replies, busy
 
     def _fail(self, w: int) -> NoReturn:
         self._procs[w].join(timeout=5)
@@ -104,12 +133,17 @@ class ProcessVecEnv:
 
     def _call_each(self, requests: dict[int, tuple[str, tuple]]) -> dict[int, Any]:
         """Send every worker its request first, then collect: the workers run at the same time."""
+        began = time.perf_counter()
         for w, request in requests.items():
             try:
                 self._conns[w].send(request)
             except (BrokenPipeError, ConnectionResetError):
                 self._fail(w)
-        return dict(zip(requests, self._gather(list(requests))))
+        replies, busy = self._gather(list(requests))
+        if requests:
+            method = next(iter(requests.values()))[0]
+            self.round_trips.setdefault(method, RoundTrips()).add(time.perf_counter() - began, busy)
+        return dict(zip(requests, replies))
 
     def _by_worker(self, env_ids: Sequence[int]) -> dict[int, list[int]]:
         groups: dict[int, list[int]] = {}

@@ -89,8 +89,19 @@ def test_the_grid_and_demo_figures_run_on_the_cpu(tmp_path):
                                                                          "startup_s")}
     # The rate after start-up exists only where the full grid outlasted its one-step copy (not promised here).
     after = {f"{p}_grid_episodes_per_min_after_startup" for p in ("vla", "scripted")}
-    assert every_run | {"vla_grid_vs_scripted_ratio"} <= set(records) <= every_run | after | {"vla_grid_vs_scripted_ratio"}
-    assert all(r["value"] > 0 for r in records.values())
+    # The VLA's run is profiled: its time per vector step, the stepping loop's parts and the workers' busy time.
+    parts = ("build", "plan", "observe", "act", "step", "bookkeeping")
+    timing = {"vla_grid_ms_per_vector_step", *(f"vla_grid_share_{p}" for p in parts),
+              "vla_grid_workers_busiest_share", "vla_grid_workers_mean_busy_share"}
+    fixed = every_run | timing | {"vla_grid_vs_scripted_ratio"}
+    assert fixed <= set(records) <= fixed | after
+    shares = [records[f"vla_grid_share_{p}"]["value"] for p in parts]
+    assert 0 < sum(shares) <= 1.0 and min(shares) >= 0 and records["vla_grid_share_step"]["value"] > 0
+    assert records["vla_grid_share_plan"]["value"] < 0.01  # the VLA plans nothing in a pool
+    # A busiest worker is at least as busy as the mean one, and neither is busier than the run was long.
+    busiest, mean = (records[f"vla_grid_workers_{k}_share"]["value"] for k in ("busiest", "mean_busy"))
+    assert 0 < mean <= busiest <= 1.0
+    assert all(r["value"] > 0 for n, r in records.items() if not n.startswith("vla_grid_share_"))
     demos, *shares = bench.demo_figures(episodes=2, image_size=32, workers=2)
     assert demos["name"] == "demo_generation_demos_per_min" and demos["value"] > 0
     # The writing process's profile: where its wall time went, parts that cannot add up to more than all of it.

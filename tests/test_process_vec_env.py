@@ -53,3 +53,17 @@ def test_a_killed_worker_is_reported_not_waited_on(env):
 def test_isaaclab_takes_no_workers():
     with pytest.raises(ValueError, match="leave --workers out"):
         make_vec_env("isaaclab", 4, workers=2)
+
+
+def test_round_trips_time_each_method_against_its_busiest_worker(env):
+    """Each call adds the caller's wall time and the workers' time inside the env: the busiest worker's is at
+    least the mean's and at most the wall time, since the caller waited for it."""
+    env.reset_envs([0, 1, 2], [Scenario.parse("H,H")] * 3, ["pick up the cheese"] * 3, [1, 2, 3])
+    for _ in range(3):
+        env.step(np.zeros((3, 6)))
+    env.observations([0, 2])
+    steps, looks = env.round_trips["step"], env.round_trips["observations"]
+    assert (steps.calls, looks.calls, env.round_trips["reset_envs"].calls) == (3, 1, 1)
+    for trips in env.round_trips.values():
+        assert 0 < trips.mean_busy_s <= trips.busiest_s <= trips.wall_s
+    assert env.infos([]) == [] and "infos" not in env.round_trips  # no request sent, nothing timed

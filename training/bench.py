@@ -232,6 +232,9 @@ def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, A
             rates[name] = (len(episodes) / (seconds / 60), float(episodes["steps"].sum()) / seconds)
             yield record(f"{name}_grid_episodes_per_min", rates[name][0], "episodes/min")
             yield record(f"{name}_grid_env_steps_per_s", rates[name][1], "env-steps/s")
+            if name == "vla":  # the profile of a miss: where the stepping process's wall time went
+                yield from grid_timing_figures(name, json.loads((Path(tmp) / name / "timing.json").read_text()),
+                                               seconds)
             # One family, one seed, one step an episode: what a run costs around its episodes (workers starting,
             # envs built, the policy built, the report). Run second, on warm caches, so it errs low and the rate
             # after it errs low too.
@@ -242,6 +245,20 @@ def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, A
                              "episodes/min")
     # Per env-step: a random VLA runs its episodes to the step limit, the expert stops when done.
     yield record("vla_grid_vs_scripted_ratio", rates["vla"][1] / rates["scripted"][1], "x (env-steps/s)")
+
+
+def grid_timing_figures(name: str, timing: dict[str, Any], seconds: float) -> Iterator[dict[str, Any]]:
+    """A grid run's ``timing.json`` as figures: its time per vector step, the share of the run's wall time each
+    part of the stepping loop took, and the workers' share: the busiest worker's time inside the env summed over
+    calls (the least the workers can cost) and the mean worker's (what evenly loaded workers would cost)."""
+    steps = max(1, timing["vector_steps"])
+    loop = sum(v for k, v in timing["seconds"].items() if k != "build")
+    yield record(f"{name}_grid_ms_per_vector_step", 1000 * loop / steps, "ms")
+    for part, spent in timing["seconds"].items():
+        yield record(f"{name}_grid_share_{part}", spent / seconds, "of wall time")
+    for key in ("busiest_s", "mean_busy_s"):
+        busy = sum(trips[key] for trips in timing["envs"].values())
+        yield record(f"{name}_grid_workers_{key.removesuffix('_s')}_share", busy / seconds, "of wall time")
 
 
 def demo_figures(episodes: int = 200, image_size: int = 96, workers: int = 0) -> Iterator[dict[str, Any]]:
