@@ -233,8 +233,9 @@ def grid_figures(bench: GridBench, device: torch.device) -> Iterator[dict[str, A
             yield record(f"{name}_grid_episodes_per_min", rates[name][0], "episodes/min")
             yield record(f"{name}_grid_env_steps_per_s", rates[name][1], "env-steps/s")
             if name == "vla":  # the profile of a miss: where the stepping process's wall time went
-                yield from grid_timing_figures(name, json.loads((Path(tmp) / name / "timing.json").read_text()),
-                                               seconds)
+                timing = json.loads((Path(tmp) / name / "timing.json").read_text())
+                print(f"{name} grid timing.json: {json.dumps(timing)}", file=sys.stderr)  # per env method, for the log
+                yield from grid_timing_figures(name, timing, seconds)
             # One family, one seed, one step an episode: what a run costs around its episodes (workers starting,
             # envs built, the policy built, the report). Run second, on warm caches, so it errs low and the rate
             # after it errs low too.
