@@ -10,6 +10,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from leisaac_tasks.backends.mujoco.scene_builder import PARKING_XY, build_model  # noqa: E402
+from leisaac_tasks.backends.mujoco.shared_renderer import RENDERERS  # noqa: E402
 from leisaac_tasks.layout import Layout  # noqa: E402
 from leisaac_tasks.scenarios import INGREDIENTS  # noqa: E402
 from leisaac_tasks.spec import SceneSpec  # noqa: E402
@@ -26,7 +27,7 @@ class MujocoSim:
         self._ctrl_low, self._ctrl_high = self.model.actuator_ctrlrange.T.copy()
         self._ingredient_qpos = {n: self.model.joint(n).qposadr[0] for n in INGREDIENTS}
         self._ee_site = self.model.site(spec.robot.ee_site).id
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._renderers: dict[tuple[int, int], str] = {}  # image size -> this process's shared renderer
 
     # --- episode control -------------------------------------------------------------------------
     def reset(self, layout: Layout, qpos: np.ndarray | None = None) -> None:
@@ -71,12 +72,10 @@ class MujocoSim:
         cam = self.spec.camera(camera)
         key = (cam.height, cam.width)
         if key not in self._renderers:
-            self._renderers[key] = mujoco.Renderer(self.model, height=cam.height, width=cam.width)
-        renderer = self._renderers[key]
-        renderer.update_scene(self.data, camera=camera)
-        return renderer.render()
+            self._renderers[key] = RENDERERS.acquire(self.model, cam.height, cam.width)
+        return RENDERERS.render(self._renderers[key], self.model, self.data, camera)
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
+        for key in self._renderers.values():
+            RENDERERS.release(key)
         self._renderers.clear()
