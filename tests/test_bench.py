@@ -113,9 +113,10 @@ def test_env_figures_time_one_env_and_one_per_core():
     """The envs group: a real MuJoCo env alone (without and with cameras) and one per core at once."""
     import os
 
-    figures = {r["name"]: r["value"] for r in bench.env_figures(steps=5)}
+    figures = {r["name"]: r["value"] for r in bench.env_figures(steps=5, picture_envs=2, rounds=2, processes=(1, 2))}
     assert list(figures) == ["env_steps_per_s_no_cameras", "env_steps_per_s_cameras",
-                             "env_steps_per_s_cameras_every_core", "env_steps_per_s_cameras_every_core_slowest"]
+                             "env_steps_per_s_cameras_every_core", "env_steps_per_s_cameras_every_core_slowest",
+                             "env_pictures_ms_2_envs_1_processes", "env_pictures_ms_2_envs_2_processes"]
     assert all(v > 0 for v in figures.values())
     every, slowest = figures["env_steps_per_s_cameras_every_core"], figures["env_steps_per_s_cameras_every_core_slowest"]
     assert every >= slowest * (os.cpu_count() or 1) - 0.1  # the sum over cores, each at least the slowest

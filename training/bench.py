@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 
 from leisaac_tasks.atomic import write_text_atomic
@@ -287,9 +288,52 @@ def _env_rate(cameras: tuple[str, ...], steps: int) -> float:
     return env_steps_per_second(cameras, 96, steps)
 
 
-def env_figures(steps: int = 300) -> Iterator[dict[str, Any]]:
+def _lockstep_pictures(envs: int, rounds: int, barrier: Any, results: Any) -> None:
+    """In one of several processes: ``rounds`` times, step a vector env of ``envs`` envs, then render them all
+    (both cameras) at the same moment as every other process, as the grid's workers do when a VLA looks."""
+    from leisaac_tasks.scenarios import Scenario
+    from leisaac_tasks.vec_env import MujocoVecEnv
+
+    vec = MujocoVecEnv(envs, cameras=("front", "wrist"), image_size=96)
+    vec.reset_envs(range(envs), [Scenario.parse("H,H")] * envs, ["pick up the cheese"] * envs, range(envs))
+    spent = 0.0
+    for _ in range(rounds):
+        vec.step(np.zeros((envs, 6)))
+        barrier.wait()
+        began = time.perf_counter()
+        vec.observations(range(envs))
+        spent += time.perf_counter() - began
+        barrier.wait()
+    vec.close()
+    results.put(spent / rounds)
+
+
+def picture_ms(processes: int, envs: int, rounds: int) -> float:
+    """The mean time (ms) of one process's pictures of ``envs`` envs while ``processes`` processes render at once."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_lockstep_pictures, args=(envs, rounds, barrier, results)) for _ in range(processes)]
+    for proc in procs:
+        proc.start()
+    try:
+        times = [results.get(timeout=600) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+    return 1000 * float(np.mean(times))
+
+
+def env_figures(steps: int = 300, picture_envs: int = 17, rounds: int = 10,
+                processes: tuple[int, ...] = ()) -> Iterator[dict[str, Any]]:
     """One MuJoCo env's steps/s without and with both cameras, alone and with one such process on every core:
-    where the grid and demo figures lose their time when the machine's cores, not its GPU, run out."""
+    where the grid and demo figures lose their time when the machine's cores, not its GPU, run out. Then the
+    grid's pictures: ``picture_envs`` envs a process (the grid's 17 a worker at 256 envs), rendered by 1, 4, 8 and
+    every-core-but-one processes at once (``processes``). On the GPU box their time grew with the number of
+    processes: pictures from many processes take turns on the GPU."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -301,6 +345,8 @@ def env_figures(steps: int = 300) -> Iterator[dict[str, Any]]:
         rates = list(pool.map(_env_rate, [both] * cores, [steps] * cores))
     yield record("env_steps_per_s_cameras_every_core", sum(rates), "steps/s")
     yield record("env_steps_per_s_cameras_every_core_slowest", min(rates), "steps/s")
+    for n in processes or sorted({n for n in (1, 4, 8) if n < cores} | {max(1, cores - 1)}):
+        yield record(f"env_pictures_ms_{picture_envs}_envs_{n}_processes", picture_ms(n, picture_envs, rounds), "ms")
 
 
 GPU_GROUPS = ("chunk", "finetune", "concurrent", "grid", "demos", "envs", "eager")  # --gpu's order: most wanted first

@@ -1,9 +1,9 @@
 """One offscreen renderer per process for every env built from the same scene.
 
-A MuJoCo ``Renderer`` owns a GL context and a render context holding the model's meshes and textures. A vector env
-worker with one renderer per env held 17 contexts: on the GPU box its renders took 6.5 ms an env (both cameras)
-against about 1.5 ms with one env a process, and making the 17 contexts (uploading the meshes 17 times) was most of
-its first reset. What a render context holds does not change with the layout (a reset moves bodies, not meshes),
+A MuJoCo ``Renderer`` owns a GL context and a render context holding the model's meshes and textures. A grid
+worker with one renderer per env made 17 of them at its first reset, uploading the meshes 17 times: on the GPU
+box that was 13.6 of the grid's 14.3 s of resets, and 1.8 s with one renderer a process (reports/benchmarks.md,
+fourth session). What a render context holds does not change with the layout (a reset moves bodies, not meshes),
 so envs whose models upload the same assets share one: each render writes the env's own model and data into the
 shared scene (``mjv_updateScene``), then draws it.
 """
