@@ -4,6 +4,9 @@
 # study, and every call ends by collecting what has finished.
 #
 #   here:   scripts/gpu_box.sh pack OUT_DIR              # the wheels (requirements-gpu-box.txt) in parts: OUT_DIR/cNN
+#           scripts/gpu_box.sh pack-isaaclab OUT_DIR     # optional: Isaac Lab kit-less (requirements-isaaclab-box.txt)
+#                                                        #   in parts OUT_DIR/iNN, staged like the wheels; install
+#                                                        #   then adds them, for `run python3 -m pytest -m gpu`
 #           scripts/gpu_box.sh pack-demos STUDY OUT_DIR  # optional: demos made here (chefmate-study --stages demos)
 #                                                        #   in parts OUT_DIR/dNN; staged like the wheels, the box
 #                                                        #   then skips its demos stage (about 6 lease minutes)
@@ -28,14 +31,15 @@
 # rerunning `start` resumes it (chefmate-study redoes only unfinished units). Never `pkill -f` a pattern that this
 # command line itself contains: it kills the command, and the lease with it.
 set -euo pipefail
-stage=${GPU_BOX_STAGE:-/tmp/stage}; site=${GPU_BOX_SITE:-/tmp/site}; code=/tmp/code; study=${GPU_BOX_STUDY:-/tmp/study}
+stage=${GPU_BOX_STAGE:-/tmp/stage}; site=${GPU_BOX_SITE:-/tmp/site}; isite=${GPU_BOX_ISAACLAB_SITE:-/tmp/site-isaaclab}
+code=/tmp/code; study=${GPU_BOX_STUDY:-/tmp/study}
 log=${GPU_BOX_LOG:-/tmp/study.log}; smoke=/tmp/smoke
 part_mib=${PART_MIB:-59}  # + the code tree (~4 MB) stays under the 64 MiB a call may carry
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 # The box's environment for everything the study runs (Ray workers inherit it).
 box_env() {
-  export PYTHONPATH="$site:${1:-$here}" MUJOCO_GL=egl PYTHONUNBUFFERED=1
+  export PYTHONPATH="$site:$isite:${1:-$here}" MUJOCO_GL=egl PYTHONUNBUFFERED=1  # $isite: after pack-isaaclab
   # Nothing outside the box answers: the Hugging Face libraries must not wait on the hub.
   export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
   # Ten fine-tunes compile at once: a small Inductor pool each, not one worker per core each.
@@ -59,18 +63,29 @@ into_uploads() {
   for f in "$out/$name".part*; do mkdir -p "$out/$letter${f##*part}"; mv "$f" "$out/$letter${f##*part}/"; done
 }
 
+# The wheels of REQS (or of $WHEELS, for tests) as one tar stream of folder NAME, cut into uploads OUT/<LETTER>NN.
+pack_wheels() {
+  local out=$1 reqs=$2 name=$3 letter=$4
+  rm -rf "$out/$name" "$out/$letter"[0-9][0-9]; mkdir -p "$out/$name"
+  if [ -n "${WHEELS:-}" ]; then cp "$WHEELS"/*.whl "$out/$name/"; else
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any -d "$out/$name" \
+      -r "$here/$reqs"
+  fi
+  tar -C "$out" -cf - "$name" | into_uploads "$out" "$name.tar" "$letter"
+  rm -rf "$out/$name"; du -sh "$out/$letter"*
+  echo "$(ls -d "$out/$letter"* | wc -l) uploads: one call per part, each carrying it and running 'stage'"
+}
+
 case "${1:-}" in
 pack)
   # One tar stream of every wheel, cut into parts that each fit one upload with the code beside them.
-  out=${2:?output folder}; rm -rf "$out"; mkdir -p "$out/wheels"
-  if [ -n "${WHEELS:-}" ]; then cp "$WHEELS"/*.whl "$out/wheels/"; else
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-      --platform manylinux2014_x86_64 --platform any -d "$out/wheels" -r "$here/requirements-gpu-box.txt"
-  fi
-  tar -C "$out" -cf - wheels | into_uploads "$out" wheels.tar c
-  rm -rf "$out/wheels"; du -sh "$out"/c*
-  echo "$(ls -d "$out"/c* | wc -l) uploads: one call per part, each carrying it and running 'stage'"
+  pack_wheels "${2:?output folder}" requirements-gpu-box.txt wheels c
+  ;;
+pack-isaaclab)
+  # The same for the Isaac Lab kit-less stack (requirements-isaaclab-box.txt), staged like the wheels.
+  pack_wheels "${2:?output folder}" requirements-isaaclab-box.txt isaaclab i
   ;;
 pack-demos)
   # A study's finished demos (its data/ folder, markers included) in parts: when the GPU comes late, the CPU box
@@ -100,9 +115,11 @@ stage)
   ;;
 unpack)
   # The parts, joined, back into wheels, and staged demos into the study (start does this; alone it checks).
-  if ls "$stage"/wheels.tar.part* >/dev/null 2>&1; then
-    cat "$stage"/wheels.tar.part* | tar -C "$stage" -xf - && rm -f "$stage"/wheels.tar.part*
-  fi
+  for name in wheels isaaclab; do
+    if ls "$stage/$name".tar.part* >/dev/null 2>&1; then
+      cat "$stage/$name".tar.part* | tar -C "$stage" -xf - && rm -f "$stage/$name".tar.part*
+    fi
+  done
   if ls "$stage"/demos.tar.part* >/dev/null 2>&1; then
     mkdir -p "$study"; cat "$stage"/demos.tar.part* | tar -C "$study" -xf - && rm -f "$stage"/demos.tar.part*
     echo "demos made elsewhere: $(ls "$study"/data | tr '\n' ' ')"
@@ -133,6 +150,11 @@ install)
     for f in "$here"/.gl/*.deb; do if [ -e "$f" ]; then dpkg -x "$f" /; fi; done; ldconfig || true
     "$0" unpack >/dev/null
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$stage"/wheels/*.whl
+  fi
+  # Isaac Lab's wheels, where pack-isaaclab's parts were staged (for `pytest -m gpu`), into a site of their own.
+  if [ ! -d "$isite" ] && { ls "$stage"/isaaclab.tar.part* || ls "$stage"/isaaclab/*.whl; } >/dev/null 2>&1; then
+    "$0" unpack >/dev/null
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$isite" "$stage"/isaaclab/*.whl
   fi
   ;;
 run)

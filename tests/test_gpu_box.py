@@ -62,6 +62,39 @@ def test_pack_then_stage_each_part_gives_back_the_same_wheels(tmp_path):
     assert _sha(tmp_path / "stage" / "wheels") == _sha(wheels)
 
 
+def test_the_isaaclab_wheels_are_pinned_as_in_their_lock_and_not_twice():
+    """The box's Isaac Lab parts: the versions requirements-isaaclab.txt and the lock resolved together, nothing the
+    main wheels already bring (the box's site would hold two copies), and what the GPU tests import."""
+    box = _pins(ROOT / "requirements-isaaclab-box.txt")
+    locked = {**_pins(ROOT / "requirements.lock"), **_pins(ROOT / "requirements-isaaclab.txt")}
+    assert {name: (version, locked.get(name)) for name, version in box.items() if locked.get(name) != version} == {}
+    assert not set(box) & set(_pins(ROOT / "requirements-gpu-box.txt"))
+    assert {"isaaclab", "isaaclab-so101", "newton", "warp-lang", "pytest"} <= set(box)
+
+
+def test_isaaclab_parts_stage_beside_the_wheels_and_install_into_their_own_site(tmp_path):
+    """pack-isaaclab's parts (iNN) are staged like the wheels' and come back as the same wheels, in their own folder:
+    the wheels' parts staged in the same place stay the wheels'."""
+    made = {}
+    for kind, names in (("wheels", ("lerobot-0.6.1-py3-none-any.whl",)),
+                        ("isaaclab", ("isaaclab-3.0.0-py3-none-any.whl", "warp_lang-1.17.0-py3-none-any.whl"))):
+        made[kind] = tmp_path / f"made_{kind}"
+        made[kind].mkdir()
+        for name in names:
+            (made[kind] / name).write_bytes(os.urandom(700_000))
+    env = {**os.environ, "PART_MIB": "1", "GPU_BOX_STAGE": str(tmp_path / "stage")}
+    for verb, kind in (("pack", "wheels"), ("pack-isaaclab", "isaaclab")):
+        packed = subprocess.run(["bash", str(SCRIPT), verb, str(tmp_path / "parts")],
+                                env={**env, "WHEELS": str(made[kind])}, capture_output=True, text=True)
+        assert packed.returncode == 0, packed.stderr
+    assert [p.name for p in sorted((tmp_path / "parts").iterdir())] == ["c00", "i00", "i01"]  # one folder, both
+    for part in sorted((tmp_path / "parts").iterdir()):
+        subprocess.run(["bash", str(SCRIPT), "stage", str(part)], env=env, check=True, capture_output=True)
+    subprocess.run(["bash", str(SCRIPT), "unpack"], env=env, check=True, capture_output=True)
+    for kind in ("wheels", "isaaclab"):
+        assert _sha(tmp_path / "stage" / kind) == _sha(made[kind])
+
+
 @pytest.mark.parametrize("verb", ["", "nonsense"])
 def test_an_unknown_verb_prints_the_usage(verb):
     done = subprocess.run(["bash", str(SCRIPT), verb], capture_output=True, text=True)
